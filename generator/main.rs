@@ -1,0 +1,112 @@
+//! archy-generator: a systemd user generator (systemd.generator(7)) that renders the node's app
+//! manifests into Quadlet units and runs podman's quadlet on them.
+
+use anyhow::Context as _;
+use archy::generate::{self, quadlet_path};
+use archy::log::Logger;
+use archy::paths::Paths;
+use archy::render::Context;
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Render the node's app manifests into Quadlet units and services.
+///
+/// Run by systemd at every `systemctl --user daemon-reload` with 1 or 3 output directories; it
+/// writes only into the first. Reads /usr/share/archipelago/apps/*.toml, /etc/archipelago/apps/
+/// *.toml and /etc/archipelago/node.toml (below $ARCHY_ROOT when set); runs $ARCHY_QUADLET
+/// (default /usr/libexec/podman/quadlet). See archy-generator(8).
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Print what would be written instead of writing it.
+    #[arg(long)]
+    dry_run: bool,
+    /// Output directories: normal [early late]. Required unless --dry-run.
+    #[arg(num_args = 0..=3)]
+    dirs: Vec<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let log = Logger::new("archy-generator", !args.dry_run);
+    match run(&args, &log) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log.error(&format!("{e:#}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args, log: &Logger) -> anyhow::Result<()> {
+    if !args.dry_run && !matches!(args.dirs.len(), 1 | 3) {
+        anyhow::bail!("expected 1 or 3 output directories, got {} (see --help)", args.dirs.len());
+    }
+    let paths = Paths::from_env();
+    let ctx = Context {
+        archy_root: paths.root().map(|r| r.display().to_string()),
+        hook: archy::hook_binary(),
+    };
+    let (node, _) = generate::load_catalog(&paths);
+    let user = generate::configured_user(&paths, &node);
+    if !generate::is_current_user(user.as_deref()) {
+        if args.dry_run {
+            log.info(&format!("note: the node's service user is `{}`, not this user: a real run writes nothing", user.unwrap_or_default()));
+        } else {
+            return Ok(());
+        }
+    }
+    let rendered = generate::render(&paths, &ctx);
+    for p in &rendered.problems {
+        log.error(p);
+    }
+    let quadlet = quadlet_path();
+    if args.dry_run {
+        return dry_run(&rendered, &quadlet, log);
+    }
+    let out = &args.dirs[0];
+    let src = generate::write_output(out, &rendered)?;
+    if !quadlet.exists() {
+        anyhow::bail!(
+            "quadlet not found at {} (is podman installed? set ARCHY_QUADLET): {} app unit(s) not generated",
+            quadlet.display(),
+            rendered.sources.len() - 1
+        );
+    }
+    let run = generate::run_quadlet(&quadlet, &src, Some(out))?;
+    for line in run.stderr.lines().filter(|l| !l.trim().is_empty()) {
+        log.warn(&format!("quadlet: {line}"));
+    }
+    Ok(())
+}
+
+fn dry_run(rendered: &archy::render::Rendered, quadlet: &std::path::Path, log: &Logger) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = String::new();
+    if quadlet.exists() {
+        let dir = tempfile::tempdir().context("creating a temporary directory")?;
+        for (name, text) in &rendered.sources {
+            std::fs::write(dir.path().join(name), text)?;
+        }
+        let run = generate::run_quadlet(quadlet, dir.path(), None)?;
+        out.push_str(&run.stdout);
+        for line in run.stderr.lines().filter(|l| !l.trim().is_empty()) {
+            log.warn(&format!("quadlet: {line}"));
+        }
+    } else {
+        log.warn(&format!(
+            "quadlet not found at {}: showing the Quadlet sources it would convert into services",
+            quadlet.display()
+        ));
+        for (name, text) in &rendered.sources {
+            let service = name.replace(".container", ".service").replace("archy.network", "archy-network.service");
+            out.push_str(&format!("---{service}--- (from {name})\n{text}\n"));
+        }
+    }
+    for (name, text) in &rendered.units {
+        out.push_str(&format!("---{name}---\n{text}\n"));
+    }
+    out.push_str(&format!("---default.target.wants/{}--- -> ../{0}\n", archy::render::TARGET));
+    std::io::stdout().write_all(out.as_bytes()).context("writing to stdout")
+}

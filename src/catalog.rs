@@ -1,0 +1,408 @@
+//! The node's app set as a whole: resolving dependencies and provided names, and the checks that
+//! need more than one manifest (unknown dependencies, cycles, host ports, reserved ids). An app that
+//! fails any check becomes `Invalid`; the others are resolved as if it were fine, so one broken
+//! manifest never takes the rest down.
+
+use crate::error::InputError;
+use crate::load::Loaded;
+use crate::manifest::{Manifest, Protocol, SecretKind};
+use crate::node::NodeSettings;
+use crate::paths::Paths;
+use crate::text::is_id;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+/// Ids that would collide with archy's own units (`archy-<id>.service`, `archy-network.service`
+/// from the `archy` network, `archy-reconcile.*`, ...).
+pub const RESERVED_IDS: &[&str] =
+    &["network", "reconcile", "hook", "generator", "target", "rotate", "secrets", "render", "status"];
+
+#[derive(Debug, Clone)]
+pub struct ValidApp {
+    pub manifest: Manifest,
+    pub source: PathBuf,
+    /// App ids to start with this one (`Wants=`).
+    pub wants: Vec<String>,
+    /// App ids to start after when both start (`After=`).
+    pub after: Vec<String>,
+    /// App ids that must not run beside this one (`Conflicts=`).
+    pub conflicts: Vec<String>,
+    /// Whether `archy.target` wants this app.
+    pub in_target: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct InvalidApp {
+    /// The file name's stem: the unit is `archy-<stem>.service` when it is a valid id.
+    pub stem: String,
+    pub source: PathBuf,
+    pub errors: Vec<InputError>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub valid: BTreeMap<String, ValidApp>,
+    pub invalid: BTreeMap<String, InvalidApp>,
+}
+
+impl Catalog {
+    /// Every app id, valid or not, in order.
+    pub fn ids(&self) -> BTreeSet<&str> {
+        self.valid.keys().chain(self.invalid.keys()).map(String::as_str).collect()
+    }
+}
+
+/// Checks `loaded` as a set against the node settings. `paths` is used to check that declared
+/// templates exist.
+pub fn resolve(node: &NodeSettings, paths: &Paths, loaded: Vec<Loaded>) -> Catalog {
+    let mut errors: BTreeMap<String, Vec<InputError>> = BTreeMap::new();
+    let mut manifests: BTreeMap<String, (Manifest, PathBuf)> = BTreeMap::new();
+    let mut sources: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for l in loaded {
+        sources.insert(l.stem.clone(), l.path.clone());
+        match l.manifest {
+            Ok(m) => {
+                let own = check_one(&m, &l.path, paths);
+                if !own.is_empty() {
+                    errors.insert(l.stem.clone(), own);
+                }
+                manifests.insert(l.stem, (m, l.path));
+            }
+            Err(e) => {
+                errors.insert(l.stem, vec![e]);
+            }
+        }
+    }
+    let all_ids: BTreeSet<String> = sources.keys().cloned().collect();
+
+    // provided names, from manifests that parsed
+    let mut providers: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (id, (m, path)) in &manifests {
+        for name in &m.app.provides {
+            if all_ids.contains(name.as_str()) {
+                push_err(&mut errors, id, path, "[app] provides", format!("`{name}` is the id of an app"));
+            } else {
+                providers.entry(name.as_str()).or_default().push(id);
+            }
+        }
+    }
+    let chosen: BTreeMap<&str, &str> = providers
+        .iter()
+        .filter_map(|(name, ps)| Some((*name, node.choose_provider(name, ps)?)))
+        .collect();
+
+    // secrets declared with two kinds
+    let mut secret_kinds: BTreeMap<&str, (SecretKind, &str)> = BTreeMap::new();
+    for (id, (m, path)) in &manifests {
+        for (name, kind) in &m.secrets {
+            match secret_kinds.get(name.as_str()) {
+                Some((k, other)) if k != kind => push_err(
+                    &mut errors,
+                    id,
+                    path,
+                    format!("[secrets] {name}"),
+                    format!("declared with another kind by `{other}`"),
+                ),
+                Some(_) => {}
+                None => {
+                    secret_kinds.insert(name.as_str(), (*kind, id));
+                }
+            }
+        }
+    }
+
+    // dependencies
+    let resolve_name = |name: &str| -> Option<Vec<String>> {
+        if all_ids.contains(name) {
+            return Some(vec![name.to_string()]);
+        }
+        if let Some(ps) = providers.get(name) {
+            return Some(ps.iter().map(|p| p.to_string()).collect());
+        }
+        // pinned in node.toml to an app that exists but does not parse: keep the edge
+        node.providers
+            .iter()
+            .find(|(k, v)| k.as_str() == name && all_ids.contains(v.as_str()))
+            .map(|(_, v)| vec![v.to_string()])
+    };
+    let mut edges: BTreeMap<String, (Vec<String>, Vec<String>, Vec<String>)> = BTreeMap::new();
+    for (id, (m, path)) in &manifests {
+        let mut wants = Vec::new();
+        let mut after = Vec::new();
+        let required = m.dependencies.requires.iter().chain(m.app.companion_for.iter());
+        for (key, names, pulls) in [
+            ("[dependencies] requires", required.collect::<Vec<_>>(), true),
+            ("[dependencies] after", m.dependencies.after.iter().collect(), false),
+        ] {
+            for name in names {
+                let key = if m.app.companion_for.as_ref() == Some(name) && pulls {
+                    "[app] companion_for"
+                } else {
+                    key
+                };
+                match resolve_name(name.as_str()) {
+                    None => push_err(&mut errors, id, path, key, format!("unknown app or provided name `{name}`")),
+                    Some(targets) if targets.iter().any(|t| t == id) => {
+                        push_err(&mut errors, id, path, key, format!("`{name}` is this app itself"))
+                    }
+                    Some(targets) => {
+                        if pulls {
+                            let pick = chosen.get(name.as_str()).map(|c| c.to_string());
+                            wants.push(pick.unwrap_or_else(|| targets[0].clone()));
+                        }
+                        after.extend(targets);
+                    }
+                }
+            }
+        }
+        let mut conflicts: Vec<String> = m
+            .app
+            .provides
+            .iter()
+            .flat_map(|n| providers.get(n.as_str()).into_iter().flatten())
+            .filter(|p| *p != id)
+            .map(|p| p.to_string())
+            .collect();
+        for name in &m.app.conflicts {
+            conflicts.extend(resolve_name(name.as_str()).into_iter().flatten().filter(|t| t != id));
+        }
+        for list in [&mut wants, &mut after, &mut conflicts] {
+            list.sort();
+            list.dedup();
+        }
+        edges.insert(id.clone(), (wants, after, conflicts));
+    }
+    // `Conflicts=` is symmetric in effect; write it on both sides so either unit shows it
+    let pairs: Vec<(String, String)> = edges
+        .iter()
+        .flat_map(|(id, (_, _, c))| c.iter().map(move |o| (o.clone(), id.clone())))
+        .collect();
+    for (a, b) in pairs {
+        if let Some((_, _, c)) = edges.get_mut(&a) {
+            if !c.contains(&b) {
+                c.push(b);
+                c.sort();
+            }
+        }
+    }
+
+    for cycle in find_cycles(&edges) {
+        let text = cycle.join(" → ");
+        for id in &cycle[..cycle.len() - 1] {
+            let path = &manifests[id].1;
+            push_err(&mut errors, id, path, "[dependencies]", format!("dependency cycle: {text}"));
+        }
+    }
+
+    check_ports(&manifests, &edges, &mut errors);
+    let unchosen = unchosen_providers(&chosen, &providers);
+
+    let mut catalog = Catalog::default();
+    for (id, errs) in &errors {
+        catalog.invalid.insert(
+            id.clone(),
+            InvalidApp { stem: id.clone(), source: sources[id].clone(), errors: errs.clone() },
+        );
+    }
+    for (id, (manifest, source)) in manifests {
+        if errors.contains_key(&id) {
+            continue;
+        }
+        let (wants, after, conflicts) = edges.remove(&id).unwrap_or_default();
+        catalog.valid.insert(
+            id,
+            ValidApp { manifest, source, wants, after, conflicts, in_target: false },
+        );
+    }
+    mark_target(&mut catalog, &unchosen);
+    catalog
+}
+
+/// Checks that need only the one manifest, beyond what its types enforce.
+fn check_one(m: &Manifest, path: &std::path::Path, paths: &Paths) -> Vec<InputError> {
+    let mut errs = Vec::new();
+    let mut err = |key: &str, msg: String| errs.push(InputError::at_key(path, key, msg));
+    let id = m.id();
+    if RESERVED_IDS.contains(&id) {
+        err("[app] id", format!("`{id}` is reserved for archy's own units"));
+    }
+    if m.app.companion_for.as_ref().is_some_and(|c| c.as_str() == id) {
+        err("[app] companion_for", "an app cannot be its own companion".into());
+    }
+    let c = &m.container;
+    if c.network == crate::manifest::NetworkMode::Host {
+        if !c.ports.is_empty() {
+            err("[container] ports", "ports are not published with network = \"host\"".into());
+        }
+        if !c.network_aliases.is_empty() {
+            err("[container] network_aliases", "aliases need the archy network".into());
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for p in &c.ports {
+        if p.host == 0 || p.container == 0 {
+            err("[container] ports", "port 0 is not a port".into());
+        }
+        if !seen.insert((p.host, p.protocol)) {
+            err("[container] ports", format!("host port {}/{} listed twice", p.host, p.protocol.as_str()));
+        }
+    }
+    let mut targets = BTreeSet::new();
+    let mounts = c.volumes.iter().map(|v| v.target.as_str()).chain(m.config.iter().map(|f| f.target.as_str()));
+    for t in mounts.chain(c.tmpfs.iter().map(|t| t.as_str())) {
+        if !targets.insert(t.trim_end_matches('/')) {
+            err("[container] volumes", format!("`{t}` is mounted twice"));
+        }
+    }
+    if let Some(h) = &m.health {
+        if h.retries == 0 {
+            err("[health] retries", "must be at least 1".into());
+        }
+        if h.interval.as_millis() == 0 {
+            err("[health] interval", "must be more than 0s".into());
+        }
+    }
+    let s = &m.service;
+    if s.restart_max_delay < s.restart_delay {
+        err("[service] restart_max_delay", "is shorter than restart_delay".into());
+    }
+    let mut templates = BTreeSet::new();
+    for f in &m.config {
+        if !templates.insert(f.template.as_str()) {
+            err("[[config]] template", format!("`{}` is listed twice", f.template));
+        }
+        let t = paths.template(id, f.template.as_str());
+        if !t.is_file() {
+            err("[[config]] template", format!("`{}` not found at {}", f.template, t.display()));
+        }
+    }
+    errs
+}
+
+fn push_err(
+    errors: &mut BTreeMap<String, Vec<InputError>>,
+    id: &str,
+    path: &std::path::Path,
+    key: impl Into<String>,
+    msg: String,
+) {
+    errors.entry(id.to_string()).or_default().push(InputError::at_key(path, key, msg));
+}
+
+type Edges = BTreeMap<String, (Vec<String>, Vec<String>, Vec<String>)>;
+
+/// Every cycle in the `After=` graph, each as the ids on it with the first repeated at the end.
+fn find_cycles(edges: &Edges) -> Vec<Vec<String>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Open,
+        Done,
+    }
+    let mut marks: BTreeMap<&str, Mark> = edges.keys().map(|k| (k.as_str(), Mark::New)).collect();
+    let mut cycles = Vec::new();
+    for start in edges.keys() {
+        if marks[start.as_str()] != Mark::New {
+            continue;
+        }
+        // iterative DFS; `stack` holds (node, next edge index)
+        let mut stack: Vec<(&str, usize)> = vec![(start, 0)];
+        marks.insert(start, Mark::Open);
+        while let Some((node, i)) = stack.pop() {
+            let next = edges.get(node).and_then(|e| e.1.get(i));
+            let Some(next) = next else {
+                marks.insert(node, Mark::Done);
+                continue;
+            };
+            stack.push((node, i + 1));
+            match marks.get(next.as_str()) {
+                Some(Mark::New) => {
+                    marks.insert(next, Mark::Open);
+                    stack.push((next, 0));
+                }
+                Some(Mark::Open) => {
+                    let from = stack.iter().position(|(n, _)| *n == next).unwrap_or(0);
+                    let mut cycle: Vec<String> = stack[from..].iter().map(|(n, _)| n.to_string()).collect();
+                    cycle.push(next.clone());
+                    cycles.push(cycle);
+                }
+                _ => {}
+            }
+        }
+    }
+    cycles
+}
+
+/// Two apps that can run together must not publish the same host port: the first by id keeps
+/// it, the later one is refused, naming the first.
+fn check_ports(
+    manifests: &BTreeMap<String, (Manifest, PathBuf)>,
+    edges: &Edges,
+    errors: &mut BTreeMap<String, Vec<InputError>>,
+) {
+    let mut owners: BTreeMap<(u16, Protocol), Vec<&str>> = BTreeMap::new();
+    for (id, (m, path)) in manifests {
+        let conflicts = edges.get(id).map(|e| &e.2);
+        for p in &m.container.ports {
+            let holders = owners.entry((p.host, p.protocol)).or_default();
+            let clash = holders
+                .iter()
+                .find(|h| !conflicts.is_some_and(|c| c.iter().any(|x| x == *h)));
+            if let Some(other) = clash {
+                push_err(
+                    errors,
+                    id,
+                    path,
+                    "[container] ports",
+                    format!("host port {}/{} is already published by `{other}`", p.host, p.protocol.as_str()),
+                );
+            } else {
+                holders.push(id);
+            }
+        }
+    }
+}
+
+/// `archy.target` wants every autostart app except providers the node did not choose, and except
+/// apps whose wanted dependencies are themselves left out (a companion of the unchosen provider).
+/// Invalid apps are wanted, so that their failure shows.
+fn mark_target(catalog: &mut Catalog, unchosen: &BTreeSet<String>) {
+    let mut out: BTreeSet<String> = catalog
+        .valid
+        .iter()
+        .filter(|(id, a)| !a.manifest.app.autostart || unchosen.contains(*id))
+        .map(|(id, _)| id.clone())
+        .collect();
+    loop {
+        let more: Vec<String> = catalog
+            .valid
+            .iter()
+            .filter(|(id, a)| !out.contains(*id) && a.wants.iter().any(|w| out.contains(w)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        out.extend(more);
+    }
+    for (id, app) in catalog.valid.iter_mut() {
+        app.in_target = !out.contains(id);
+    }
+}
+
+/// Providers of a shared name that the node did not choose.
+fn unchosen_providers(
+    chosen: &BTreeMap<&str, &str>,
+    providers: &BTreeMap<&str, Vec<&str>>,
+) -> BTreeSet<String> {
+    providers
+        .iter()
+        .flat_map(|(name, ps)| ps.iter().filter(move |p| chosen.get(name) != Some(*p)))
+        .map(|p| p.to_string())
+        .collect()
+}
+
+/// The unit name for an app id, if the stem can be one.
+pub fn unit_name(stem: &str) -> Option<String> {
+    is_id(stem).then(|| format!("archy-{stem}.service"))
+}

@@ -1,0 +1,159 @@
+//! The generator's effects, kept thin: read the inputs, decide whether this user is the node's,
+//! write the rendered files, run quadlet on them.
+
+use crate::catalog::{self, Catalog, InvalidApp};
+use crate::error::InputError;
+use crate::load;
+use crate::node::NodeSettings;
+use crate::paths::Paths;
+use crate::render::{self, Context, Rendered};
+use anyhow::{bail, Context as _};
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Quadlet's sources live here, inside the generator's output dir (not named `*.d`: quadlet takes
+/// such dirs for drop-ins and skips them).
+pub const SOURCE_DIR: &str = "archy-quadlet";
+pub const DEFAULT_QUADLET: &str = "/usr/libexec/podman/quadlet";
+const QUADLET_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Reads node settings and manifests and resolves them. When node.toml is broken, every app is
+/// held back (as invalid, naming the node.toml error): starting apps with default settings could
+/// point bitcoind at the wrong data dir.
+pub fn load_catalog(paths: &Paths) -> (Result<NodeSettings, InputError>, Catalog) {
+    let node = load::read_node(paths);
+    let loaded = load::load_all(paths);
+    let catalog = match &node {
+        Ok(node) => catalog::resolve(node, paths, loaded),
+        Err(e) => {
+            let mut c = Catalog::default();
+            for l in loaded {
+                let mut errors = vec![e.clone()];
+                errors.extend(l.manifest.err());
+                c.invalid.insert(l.stem.clone(), InvalidApp { stem: l.stem, source: l.path, errors });
+            }
+            c
+        }
+    };
+    (node, catalog)
+}
+
+/// The service user named in node.toml, even when the rest of the file is broken.
+pub fn configured_user(paths: &Paths, node: &Result<NodeSettings, InputError>) -> Option<String> {
+    match node {
+        Ok(n) => n.user.as_ref().map(|u| u.as_str().to_string()),
+        Err(_) => {
+            let text = fs::read_to_string(paths.node_toml()).ok()?;
+            let table: toml::Table = toml::from_str(&text).ok()?;
+            table.get("user")?.as_str().map(str::to_string)
+        }
+    }
+}
+
+/// Whether the current user is `wanted` (a name or a uid). No user configured means any user.
+pub fn is_current_user(wanted: Option<&str>) -> bool {
+    let Some(wanted) = wanted else { return true };
+    let uid = nix::unistd::getuid();
+    if wanted.parse::<u32>().ok() == Some(uid.as_raw()) {
+        return true;
+    }
+    nix::unistd::User::from_uid(uid).ok().flatten().is_some_and(|u| u.name == wanted)
+}
+
+/// Renders everything for `paths` with `ctx`.
+pub fn render(paths: &Paths, ctx: &Context) -> Rendered {
+    let (node, catalog) = load_catalog(paths);
+    let defaults = NodeSettings::default();
+    render::render_all(node.as_ref().unwrap_or(&defaults), &catalog, ctx)
+}
+
+/// Writes the rendered files under `out` (the generator's normal dir).
+pub fn write_output(out: &Path, rendered: &Rendered) -> anyhow::Result<PathBuf> {
+    let src = out.join(SOURCE_DIR);
+    if src.exists() {
+        fs::remove_dir_all(&src).with_context(|| format!("removing stale {}", src.display()))?;
+    }
+    fs::create_dir_all(&src).with_context(|| format!("creating {}", src.display()))?;
+    for (name, text) in &rendered.sources {
+        let path = src.join(name);
+        fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    for (name, text) in &rendered.units {
+        let path = out.join(name);
+        fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let wants = out.join("default.target.wants");
+    fs::create_dir_all(&wants).with_context(|| format!("creating {}", wants.display()))?;
+    let link = wants.join(render::TARGET);
+    let _ = fs::remove_file(&link);
+    symlink(format!("../{}", render::TARGET), &link)
+        .with_context(|| format!("linking {}", link.display()))?;
+    Ok(src)
+}
+
+/// What quadlet printed.
+pub struct QuadletRun {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs quadlet on exactly the files in `src`: into `out`, or with `-dryrun` when `out` is None.
+pub fn run_quadlet(quadlet: &Path, src: &Path, out: Option<&Path>) -> anyhow::Result<QuadletRun> {
+    let mut cmd = Command::new(quadlet);
+    cmd.env("QUADLET_UNIT_DIRS", src).arg("-user").arg("-no-kmsg-log");
+    match out {
+        Some(out) => cmd.arg(out),
+        None => cmd.arg("-dryrun"),
+    };
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {}", quadlet.display()))?;
+    // read both pipes on threads so a chatty quadlet cannot block on a full pipe
+    let mut so = child.stdout.take().expect("piped");
+    let mut se = child.stderr.take().expect("piped");
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = so.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = se.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if start.elapsed() > QUADLET_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{} did not finish within {:?}: killed", quadlet.display(), QUADLET_TIMEOUT);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let run = QuadletRun {
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+    };
+    if !status.success() {
+        bail!("{} failed ({status}): {}", quadlet.display(), run.stderr.trim());
+    }
+    Ok(run)
+}
+
+/// The quadlet binary: `$ARCHY_QUADLET` or podman's default location.
+pub fn quadlet_path() -> PathBuf {
+    std::env::var_os("ARCHY_QUADLET")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_QUADLET))
+}

@@ -1,0 +1,344 @@
+//! The app manifest: one TOML file per app, `<id>.toml`. Every key is listed here with its default;
+//! unknown keys are refused. `archy-app.toml(5)` documents the same, and a test keeps the two in
+//! step.
+
+use crate::duration::Duration;
+use crate::text::{AbsPath, Capability, EnvName, FileName, Id, ImageRef, SubPath, Text, UserSpec};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub app: App,
+    pub image: Image,
+    #[serde(default)]
+    pub container: Container,
+    #[serde(default)]
+    pub dependencies: Dependencies,
+    #[serde(default)]
+    pub health: Option<Health>,
+    #[serde(default)]
+    pub service: Service,
+    /// Secrets this app needs, by name; created on first start by `archy-hook secrets`.
+    #[serde(default)]
+    pub secrets: BTreeMap<Id, SecretKind>,
+    /// Config files rendered from templates by `archy-hook render` and mounted read-only.
+    #[serde(default)]
+    pub config: Vec<ConfigFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct App {
+    pub id: Id,
+    /// Human name; default: the id.
+    #[serde(default)]
+    pub name: Option<Text>,
+    #[serde(default)]
+    pub description: Option<Text>,
+    /// Names this app answers to for dependents (`bitcoind`). Apps sharing a name conflict.
+    #[serde(default)]
+    pub provides: Vec<Id>,
+    /// Other apps (ids or provided names) that must not run beside this one.
+    #[serde(default)]
+    pub conflicts: Vec<Id>,
+    /// Marks a companion UI: it requires this app (id or provided name) and follows it.
+    #[serde(default)]
+    pub companion_for: Option<Id>,
+    /// Whether `archy.target` starts the app. Default true.
+    #[serde(default = "yes")]
+    pub autostart: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Image {
+    #[serde(rename = "ref")]
+    pub reference: ImageRef,
+    /// A local build context (a directory below `/usr/share/archipelago/build/`), used by
+    /// `archy-hook ensure-image` before any registry.
+    #[serde(default)]
+    pub build: Option<SubPath>,
+    #[serde(default)]
+    pub pull: PullPolicy,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PullPolicy {
+    /// Pull only when the image is absent (the default).
+    #[default]
+    Missing,
+    /// Never pull: the image must be present or built locally.
+    Never,
+    Always,
+    Newer,
+}
+
+impl PullPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Missing => "missing",
+            PullPolicy::Never => "never",
+            PullPolicy::Always => "always",
+            PullPolicy::Newer => "newer",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Container {
+    /// Arguments after the image (its CMD); default: the image's own.
+    #[serde(default)]
+    pub command: Option<Vec<Text>>,
+    #[serde(default)]
+    pub environment: BTreeMap<EnvName, Text>,
+    #[serde(default)]
+    pub network: NetworkMode,
+    /// Extra DNS names on the `archy` network (e.g. `bitcoind`).
+    #[serde(default)]
+    pub network_aliases: Vec<Id>,
+    #[serde(default)]
+    pub ports: Vec<Port>,
+    #[serde(default)]
+    pub volumes: Vec<Volume>,
+    /// Paths inside the container mounted as tmpfs.
+    #[serde(default)]
+    pub tmpfs: Vec<AbsPath>,
+    /// Read-only root filesystem. Default false.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Capabilities kept; all others are dropped.
+    #[serde(default)]
+    pub add_capabilities: Vec<Capability>,
+    /// User inside the container; default: the image's.
+    #[serde(default)]
+    pub user: Option<UserSpec>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// The shared `archy` bridge, where apps reach each other by container name and alias.
+    #[default]
+    Archy,
+    /// The host's network namespace.
+    Host,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Port {
+    pub host: u16,
+    pub container: u16,
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Host address to bind; default all addresses.
+    #[serde(default)]
+    pub address: Option<IpAddr>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Volume {
+    #[serde(default)]
+    pub from: VolumeSource,
+    /// Below the source directory; default: the directory itself.
+    #[serde(default)]
+    pub subpath: Option<SubPath>,
+    pub target: AbsPath,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VolumeSource {
+    /// `<data_dir>/<id>/`: the app's data, kept when the app is removed.
+    #[default]
+    Data,
+    /// `$XDG_STATE_HOME/archipelago/<id>/`: state archy manages for the app.
+    State,
+    /// `$XDG_STATE_HOME/archipelago/secrets/`: always mounted read-only.
+    Secrets,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dependencies {
+    /// Apps (ids or provided names) started with this one and before it (`Wants=` + `After=`).
+    #[serde(default)]
+    pub requires: Vec<Id>,
+    /// Apps this one starts after when both start, without pulling them in.
+    #[serde(default)]
+    pub after: Vec<Id>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// Run with `/bin/sh -c` inside the container; exit 0 means healthy.
+    pub cmd: Text,
+    #[serde(default = "default_interval")]
+    pub interval: Duration,
+    #[serde(default = "default_start_period")]
+    pub start_period: Duration,
+    #[serde(default = "default_health_timeout")]
+    pub timeout: Duration,
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    #[serde(default)]
+    pub on_failure: HealthAction,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthAction {
+    /// Kill the container; `Restart=` brings it back (the default).
+    #[default]
+    Kill,
+    Restart,
+    Stop,
+    None,
+}
+
+impl HealthAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthAction::Kill => "kill",
+            HealthAction::Restart => "restart",
+            HealthAction::Stop => "stop",
+            HealthAction::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// First delay before a restart; it grows to `restart_max_delay`.
+    #[serde(default = "default_restart_delay")]
+    pub restart_delay: Duration,
+    #[serde(default = "default_restart_max_delay")]
+    pub restart_max_delay: Duration,
+    /// How long the container may take to become healthy (or to start, without a health check).
+    #[serde(default = "default_start_timeout")]
+    pub start_timeout: Duration,
+    /// How long the app may take to stop before it is killed.
+    #[serde(default = "default_stop_timeout")]
+    pub stop_timeout: Duration,
+    /// Free space the app needs under its data dir; default: node.toml's `disk_reserve`.
+    #[serde(default)]
+    pub disk_reserve: Option<crate::node::ByteSize>,
+}
+
+impl Default for Service {
+    fn default() -> Self {
+        Self {
+            restart: RestartPolicy::default(),
+            restart_delay: default_restart_delay(),
+            restart_max_delay: default_restart_max_delay(),
+            start_timeout: default_start_timeout(),
+            stop_timeout: default_stop_timeout(),
+            disk_reserve: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    #[default]
+    Always,
+    OnFailure,
+    No,
+}
+
+impl RestartPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicy::Always => "always",
+            RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::No => "no",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretKind {
+    /// bitcoind RPC credentials: a user, a password and the `rpcauth=` line.
+    Rpcauth,
+    /// A random password.
+    Password,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// A template in `/usr/share/archipelago/templates/<id>/`.
+    pub template: FileName,
+    /// Where the rendered file is mounted (read-only) in the container.
+    pub target: AbsPath,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_interval() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_start_period() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_health_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_restart_delay() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_restart_max_delay() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_start_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_stop_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl Manifest {
+    pub fn id(&self) -> &str {
+        self.app.id.as_str()
+    }
+
+    /// Every name a dependent may use for this app: its id and what it provides.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.id()).chain(self.app.provides.iter().map(Id::as_str))
+    }
+}

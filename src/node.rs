@@ -1,0 +1,176 @@
+//! Node settings, `/etc/archipelago/node.toml`. Every key has a default, so the file may be absent.
+
+use crate::text::{AbsPath, Id, Text};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSettings {
+    /// The service user whose systemd manager runs the apps. Default: whoever runs archy.
+    #[serde(default)]
+    pub user: Option<Text>,
+    #[serde(default)]
+    pub network: BitcoinNetwork,
+    /// Parent of each app's data directory, `<data_dir>/<id>/`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: AbsPath,
+    /// Free space every app needs under its data dir before it starts.
+    #[serde(default = "default_disk_reserve")]
+    pub disk_reserve: ByteSize,
+    /// Which app answers to a provided name (`bitcoind = "bitcoin-knots"`); default for bitcoind
+    /// is bitcoin-core, for other names the first provider by id.
+    #[serde(default)]
+    pub providers: BTreeMap<Id, Id>,
+    #[serde(default)]
+    pub registries: Registries,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registries {
+    /// Registries `archy-hook ensure-image` may pull from. Default: none (images are local).
+    #[serde(default)]
+    pub allowed: Vec<Text>,
+    /// Of those, the ones reached without TLS verification.
+    #[serde(default)]
+    pub insecure: Vec<Text>,
+}
+
+impl Default for NodeSettings {
+    fn default() -> Self {
+        Self {
+            user: None,
+            network: BitcoinNetwork::default(),
+            data_dir: default_data_dir(),
+            disk_reserve: default_disk_reserve(),
+            providers: BTreeMap::new(),
+            registries: Registries::default(),
+        }
+    }
+}
+
+impl NodeSettings {
+    /// The app chosen to provide `name`, among `providers` (sorted by id).
+    pub fn choose_provider<'a>(&self, name: &str, providers: &[&'a str]) -> Option<&'a str> {
+        let wanted = self
+            .providers
+            .iter()
+            .find(|(k, _)| k.as_str() == name)
+            .map(|(_, v)| v.as_str())
+            .or((name == "bitcoind").then_some("bitcoin-core"));
+        wanted
+            .and_then(|w| providers.iter().copied().find(|p| *p == w))
+            .or_else(|| providers.first().copied())
+    }
+}
+
+fn default_data_dir() -> AbsPath {
+    AbsPath::try_from("/var/lib/archipelago".to_string()).expect("valid default")
+}
+
+fn default_disk_reserve() -> ByteSize {
+    ByteSize(1 << 30)
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BitcoinNetwork {
+    #[default]
+    Mainnet,
+    Testnet,
+    Testnet4,
+    Signet,
+    Regtest,
+}
+
+impl BitcoinNetwork {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BitcoinNetwork::Mainnet => "mainnet",
+            BitcoinNetwork::Testnet => "testnet",
+            BitcoinNetwork::Testnet4 => "testnet4",
+            BitcoinNetwork::Signet => "signet",
+            BitcoinNetwork::Regtest => "regtest",
+        }
+    }
+
+    /// bitcoind's `chain=` value, which is also its config section name.
+    pub fn chain(self) -> &'static str {
+        match self {
+            BitcoinNetwork::Mainnet => "main",
+            BitcoinNetwork::Testnet => "test",
+            BitcoinNetwork::Testnet4 => "testnet4",
+            BitcoinNetwork::Signet => "signet",
+            BitcoinNetwork::Regtest => "regtest",
+        }
+    }
+}
+
+/// A size in bytes, written as `500M`, `10G`, `1T` (powers of 1024) or a plain number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ByteSize(pub u64);
+
+impl TryFrom<String> for ByteSize {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let t = s.trim().trim_end_matches(['B', 'b']).trim_end_matches('i');
+        let (num, shift) = match t.char_indices().last() {
+            Some((i, 'K' | 'k')) => (&t[..i], 10),
+            Some((i, 'M')) => (&t[..i], 20),
+            Some((i, 'G')) => (&t[..i], 30),
+            Some((i, 'T')) => (&t[..i], 40),
+            _ => (t, 0),
+        };
+        num.trim()
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(1u64 << shift))
+            .map(ByteSize)
+            .ok_or_else(|| format!("`{s}` is not a size such as 500M, 10G or 1T"))
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let units = [(40, "T"), (30, "G"), (20, "M"), (10, "K")];
+        for (shift, unit) in units {
+            if self.0 >= 1 << shift && self.0 % (1 << shift) == 0 {
+                return write!(f, "{}{unit}", self.0 >> shift);
+            }
+        }
+        write!(f, "{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        let s = |x: &str| ByteSize::try_from(x.to_string());
+        assert_eq!(s("10G").unwrap().0, 10 << 30);
+        assert_eq!(s("500MiB").unwrap().0, 500 << 20);
+        assert_eq!(s("123").unwrap().0, 123);
+        assert!(s("ten").is_err());
+        assert!(s("99999999999T").is_err());
+        assert_eq!(s("2G").unwrap().to_string(), "2G");
+    }
+
+    #[test]
+    fn provider_choice() {
+        let mut node = NodeSettings::default();
+        let both = ["bitcoin-core", "bitcoin-knots"];
+        assert_eq!(node.choose_provider("bitcoind", &both), Some("bitcoin-core"));
+        assert_eq!(node.choose_provider("bitcoind", &["bitcoin-knots"]), Some("bitcoin-knots"));
+        node.providers.insert(
+            Id::try_from("bitcoind".to_string()).unwrap(),
+            Id::try_from("bitcoin-knots".to_string()).unwrap(),
+        );
+        assert_eq!(node.choose_provider("bitcoind", &both), Some("bitcoin-knots"));
+        assert_eq!(node.choose_provider("other", &["b", "a"]), Some("b"));
+    }
+}

@@ -1,0 +1,82 @@
+//! The path contract (DESIGN.md): where archy reads manifests, node settings and templates. Every
+//! path read is re-rooted under `$ARCHY_ROOT` when it is set, so tests run on fixture trees.
+
+use std::path::{Path, PathBuf};
+
+pub const VENDOR_APPS: &str = "/usr/share/archipelago/apps";
+pub const ADMIN_APPS: &str = "/etc/archipelago/apps";
+pub const NODE_TOML: &str = "/etc/archipelago/node.toml";
+pub const TEMPLATES: &str = "/usr/share/archipelago/templates";
+pub const BUILD_CONTEXTS: &str = "/usr/share/archipelago/build";
+
+/// Reads of archy's inputs, optionally below a root directory.
+#[derive(Debug, Clone, Default)]
+pub struct Paths {
+    root: Option<PathBuf>,
+}
+
+impl Paths {
+    pub fn new(root: Option<PathBuf>) -> Self {
+        Self { root: root.filter(|r| !r.as_os_str().is_empty()) }
+    }
+
+    /// Honours `$ARCHY_ROOT`.
+    pub fn from_env() -> Self {
+        Self::new(std::env::var_os("ARCHY_ROOT").map(PathBuf::from))
+    }
+
+    pub fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
+    }
+
+    /// `path` (absolute) below the root, or as is without one.
+    pub fn reroot(&self, path: &str) -> PathBuf {
+        match &self.root {
+            Some(root) => root.join(path.trim_start_matches('/')),
+            None => PathBuf::from(path),
+        }
+    }
+
+    pub fn vendor_apps(&self) -> PathBuf {
+        self.reroot(VENDOR_APPS)
+    }
+
+    pub fn admin_apps(&self) -> PathBuf {
+        self.reroot(ADMIN_APPS)
+    }
+
+    pub fn node_toml(&self) -> PathBuf {
+        self.reroot(NODE_TOML)
+    }
+
+    pub fn template(&self, app: &str, file: &str) -> PathBuf {
+        self.reroot(TEMPLATES).join(app).join(file)
+    }
+
+    pub fn build_context(&self, sub: &str) -> PathBuf {
+        self.reroot(BUILD_CONTEXTS).join(sub)
+    }
+}
+
+/// `$XDG_STATE_HOME/archipelago`, else `~/.local/state/archipelago`: what systemd calls `%S` in a
+/// user unit, followed by `archipelago`.
+pub fn state_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
+    Some(base.join("archipelago"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rerooting() {
+        let p = Paths::new(Some(PathBuf::from("/tmp/t")));
+        assert_eq!(p.vendor_apps(), PathBuf::from("/tmp/t/usr/share/archipelago/apps"));
+        assert_eq!(Paths::new(None).node_toml(), PathBuf::from(NODE_TOML));
+        assert_eq!(Paths::new(Some(PathBuf::new())).node_toml(), PathBuf::from(NODE_TOML));
+    }
+}

@@ -1,0 +1,249 @@
+//! Validated string types. Each one rejects what would be unsafe or meaningless in the unit it ends
+//! up in, at deserialisation time, so that serde reports the offending line and column.
+
+use serde::Deserialize;
+use std::fmt;
+
+/// Characters that must never reach a unit file: they would end a line or a C string there.
+/// TAB is allowed (it is escaped where it matters); every other C0 control and DEL is refused.
+pub fn forbidden_char(s: &str) -> Option<char> {
+    s.chars()
+        .find(|&c| (c.is_control() && c != '\t') || c == '\u{2028}' || c == '\u{2029}')
+}
+
+/// Describes a forbidden character for an error message.
+pub fn describe_char(c: char) -> String {
+    match c {
+        '\n' => "a line feed (LF)".into(),
+        '\r' => "a carriage return (CR)".into(),
+        '\0' => "a NUL byte".into(),
+        c => format!("the control character U+{:04X}", c as u32),
+    }
+}
+
+macro_rules! validated_string {
+    ($(#[$doc:meta])* $name:ident, $check:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+        #[serde(try_from = "String")]
+        pub struct $name(String);
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                if let Some(c) = forbidden_char(&s) {
+                    return Err(format!("value contains {}", describe_char(c)));
+                }
+                let check: fn(&str) -> Result<(), String> = $check;
+                check(&s)?;
+                Ok(Self(s))
+            }
+        }
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+/// Is `s` of the form `[a-z][a-z0-9-]*`?
+pub fn is_id(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '-'))
+}
+
+fn check_id(s: &str) -> Result<(), String> {
+    if s.len() > 64 {
+        return Err(format!("`{s}` is longer than 64 characters"));
+    }
+    if is_id(s) {
+        Ok(())
+    } else {
+        Err(format!("`{s}` is not a valid name: use [a-z][a-z0-9-]*"))
+    }
+}
+
+validated_string!(
+    /// An app id, a provided name or a secret name: `[a-z][a-z0-9-]*`, at most 64 characters.
+    Id,
+    check_id
+);
+
+validated_string!(
+    /// Free text: any string without line breaks or control characters. It is escaped for
+    /// whichever unit key it is written to.
+    Text,
+    |_| Ok(())
+);
+
+validated_string!(
+    /// An environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
+    EnvName,
+    |s| {
+        let mut chars = s.chars();
+        let ok = matches!(chars.next(), Some('A'..='Z' | 'a'..='z' | '_'))
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("`{s}` is not a valid environment variable name"))
+        }
+    }
+);
+
+fn check_path_chars(s: &str) -> Result<(), String> {
+    let ok = s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | '@'));
+    if !ok {
+        return Err(format!(
+            "`{s}` has characters not allowed in a path here (use A-Z a-z 0-9 / . _ - + @)"
+        ));
+    }
+    if s.split('/').any(|part| part == "..") {
+        return Err(format!("`{s}` must not contain `..`"));
+    }
+    Ok(())
+}
+
+validated_string!(
+    /// An absolute path without `..`, spaces, quotes, `%`, `$` or `:` (it becomes part of a
+    /// `src:dst:opts` volume spec and a command line).
+    AbsPath,
+    |s| {
+        if !s.starts_with('/') {
+            return Err(format!("`{s}` must be an absolute path"));
+        }
+        check_path_chars(s)
+    }
+);
+
+validated_string!(
+    /// A relative path below a directory archy owns: no leading `/`, no `..`.
+    SubPath,
+    |s| {
+        if s.starts_with('/') {
+            return Err(format!("`{s}` must be relative"));
+        }
+        check_path_chars(s)
+    }
+);
+
+validated_string!(
+    /// A container image reference such as `docker.io/library/nginx:1.29`.
+    ImageRef,
+    |s| {
+        let ok = !s.is_empty()
+            && s.len() <= 255
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | ':' | '@'))
+            && s.starts_with(|c: char| c.is_ascii_alphanumeric());
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("`{s}` is not a valid image reference"))
+        }
+    }
+);
+
+validated_string!(
+    /// A Linux capability name without the `CAP_` prefix, e.g. `NET_BIND_SERVICE`.
+    Capability,
+    |s| {
+        let name = s.strip_prefix("CAP_").unwrap_or(s);
+        if !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+            Ok(())
+        } else {
+            Err(format!("`{s}` is not a capability name such as NET_BIND_SERVICE"))
+        }
+    }
+);
+
+validated_string!(
+    /// A container user: `uid`, `uid:gid` or a user name known to the image.
+    UserSpec,
+    |s| {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-' | '.'));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("`{s}` is not a user such as 1000 or 1000:1000"))
+        }
+    }
+);
+
+validated_string!(
+    /// A file name of a config template (no directories).
+    FileName,
+    |s| {
+        let ok = !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.len() <= 128
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("`{s}` is not a plain file name (A-Z a-z 0-9 . _ -)"))
+        }
+    }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert!(Id::try_from("bitcoin-core".to_string()).is_ok());
+        for bad in ["", "Bitcoin", "1abc", "a_b", "a b", "a\nb", "-a", "a.b"] {
+            assert!(Id::try_from(bad.to_string()).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn text_refuses_line_breaks_and_nul() {
+        for bad in ["a\nb", "a\rb", "a\0b", "\u{1b}[0m", "a\u{2028}b"] {
+            let err = Text::try_from(bad.to_string()).unwrap_err();
+            assert!(err.contains("contains"), "{err}");
+        }
+        assert!(Text::try_from("tab\tand % and $ and \"q\"".to_string()).is_ok());
+    }
+
+    #[test]
+    fn paths() {
+        assert!(AbsPath::try_from("/home/bitcoin/.bitcoin".to_string()).is_ok());
+        for bad in ["relative", "/a/../b", "/a b", "/a:b", "/a%b", "/a$b", "/a\"b"] {
+            assert!(AbsPath::try_from(bad.to_string()).is_err(), "{bad:?} accepted");
+        }
+        assert!(SubPath::try_from("files/db".to_string()).is_ok());
+        assert!(SubPath::try_from("/abs".to_string()).is_err());
+        assert!(SubPath::try_from("../up".to_string()).is_err());
+    }
+
+    #[test]
+    fn images_env_caps() {
+        assert!(ImageRef::try_from("docker.io/lightninglabs/lnd:v0.21.2-beta".to_string()).is_ok());
+        assert!(ImageRef::try_from("nginx --privileged".to_string()).is_err());
+        assert!(EnvName::try_from("FB_PORT".to_string()).is_ok());
+        assert!(EnvName::try_from("A=B".to_string()).is_err());
+        assert!(Capability::try_from("NET_BIND_SERVICE".to_string()).is_ok());
+        assert!(Capability::try_from("all".to_string()).is_err());
+    }
+}
