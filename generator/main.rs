@@ -41,7 +41,10 @@ fn main() -> ExitCode {
 
 fn run(args: &Args, log: &Logger) -> anyhow::Result<()> {
     if !args.dry_run && !matches!(args.dirs.len(), 1 | 3) {
-        anyhow::bail!("expected 1 or 3 output directories, got {} (see --help)", args.dirs.len());
+        anyhow::bail!(
+            "expected 1 or 3 output directories, got {} (see --help)",
+            args.dirs.len()
+        );
     }
     let paths = Paths::from_env();
     let ctx = Context {
@@ -52,7 +55,10 @@ fn run(args: &Args, log: &Logger) -> anyhow::Result<()> {
     let user = generate::configured_user(&paths, &node);
     if !generate::is_current_user(user.as_deref()) {
         if args.dry_run {
-            log.info(&format!("note: the node's service user is `{}`, not this user: a real run writes nothing", user.unwrap_or_default()));
+            log.info(&format!(
+                "note: the node's service user is `{}`, not this user: a real run writes nothing",
+                user.unwrap_or_default()
+            ));
         } else {
             return Ok(());
         }
@@ -81,7 +87,11 @@ fn run(args: &Args, log: &Logger) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn dry_run(rendered: &archy::render::Rendered, quadlet: &std::path::Path, log: &Logger) -> anyhow::Result<()> {
+fn dry_run(
+    rendered: &archy::render::Rendered,
+    quadlet: &std::path::Path,
+    log: &Logger,
+) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = String::new();
     if quadlet.exists() {
@@ -100,13 +110,20 @@ fn dry_run(rendered: &archy::render::Rendered, quadlet: &std::path::Path, log: &
             quadlet.display()
         ));
         for (name, text) in &rendered.sources {
-            let service = name.replace(".container", ".service").replace("archy.network", "archy-network.service");
+            let service = name
+                .replace(".container", ".service")
+                .replace("archy.network", "archy-network.service");
             out.push_str(&format!("---{service}--- (from {name})\n{text}\n"));
         }
     }
     for (name, text) in &rendered.units {
         out.push_str(&format!("---{name}---\n{text}\n"));
     }
-    out.push_str(&format!("---default.target.wants/{}--- -> ../{0}\n", archy::render::TARGET));
-    std::io::stdout().write_all(out.as_bytes()).context("writing to stdout")
+    out.push_str(&format!(
+        "---default.target.wants/{}--- -> ../{0}\n",
+        archy::render::TARGET
+    ));
+    std::io::stdout()
+        .write_all(out.as_bytes())
+        .context("writing to stdout")
 }

@@ -21,10 +21,16 @@ pub fn write_if_changed(path: &Path, contents: &[u8], mode: u32) -> io::Result<b
 
 /// Writes `contents` to `path` atomically with `mode`.
 pub fn write(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".archy-").tempfile_in(dir)?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".archy-")
+        .tempfile_in(dir)?;
     // the mode is set before any content is written: a secret is never readable by others
-    tmp.as_file().set_permissions(fs::Permissions::from_mode(mode))?;
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))?;
     tmp.write_all(contents)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -41,7 +47,10 @@ mod tests {
         let p = dir.path().join("f");
         assert!(write_if_changed(&p, b"one", 0o600).unwrap());
         assert!(!write_if_changed(&p, b"one", 0o600).unwrap());
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(write_if_changed(&p, b"one", 0o644).unwrap());
         assert!(write_if_changed(&p, b"two", 0o644).unwrap());
         assert_eq!(fs::read(&p).unwrap(), b"two");

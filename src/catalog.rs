@@ -14,8 +14,17 @@ use std::path::PathBuf;
 
 /// Ids that would collide with archy's own units (`archy-<id>.service`, `archy-network.service`
 /// from the `archy` network, `archy-reconcile.*`, ...).
-pub const RESERVED_IDS: &[&str] =
-    &["network", "reconcile", "hook", "generator", "target", "rotate", "secrets", "render", "status"];
+pub const RESERVED_IDS: &[&str] = &[
+    "network",
+    "reconcile",
+    "hook",
+    "generator",
+    "target",
+    "rotate",
+    "secrets",
+    "render",
+    "status",
+];
 
 #[derive(Debug, Clone)]
 pub struct ValidApp {
@@ -48,7 +57,11 @@ pub struct Catalog {
 impl Catalog {
     /// Every app id, valid or not, in order.
     pub fn ids(&self) -> BTreeSet<&str> {
-        self.valid.keys().chain(self.invalid.keys()).map(String::as_str).collect()
+        self.valid
+            .keys()
+            .chain(self.invalid.keys())
+            .map(String::as_str)
+            .collect()
     }
 }
 
@@ -80,7 +93,13 @@ pub fn resolve(node: &NodeSettings, paths: &Paths, loaded: Vec<Loaded>) -> Catal
     for (id, (m, path)) in &manifests {
         for name in &m.app.provides {
             if all_ids.contains(name.as_str()) {
-                push_err(&mut errors, id, path, "[app] provides", format!("`{name}` is the id of an app"));
+                push_err(
+                    &mut errors,
+                    id,
+                    path,
+                    "[app] provides",
+                    format!("`{name}` is the id of an app"),
+                );
             } else {
                 providers.entry(name.as_str()).or_default().push(id);
             }
@@ -125,14 +144,26 @@ pub fn resolve(node: &NodeSettings, paths: &Paths, loaded: Vec<Loaded>) -> Catal
             .find(|(k, v)| k.as_str() == name && all_ids.contains(v.as_str()))
             .map(|(_, v)| vec![v.to_string()])
     };
-    let mut edges: BTreeMap<String, (Vec<String>, Vec<String>, Vec<String>)> = BTreeMap::new();
+    let mut edges: Edges = BTreeMap::new();
     for (id, (m, path)) in &manifests {
         let mut wants = Vec::new();
         let mut after = Vec::new();
-        let required = m.dependencies.requires.iter().chain(m.app.companion_for.iter());
+        let required = m
+            .dependencies
+            .requires
+            .iter()
+            .chain(m.app.companion_for.iter());
         for (key, names, pulls) in [
-            ("[dependencies] requires", required.collect::<Vec<_>>(), true),
-            ("[dependencies] after", m.dependencies.after.iter().collect(), false),
+            (
+                "[dependencies] requires",
+                required.collect::<Vec<_>>(),
+                true,
+            ),
+            (
+                "[dependencies] after",
+                m.dependencies.after.iter().collect(),
+                false,
+            ),
         ] {
             for name in names {
                 let key = if m.app.companion_for.as_ref() == Some(name) && pulls {
@@ -141,10 +172,20 @@ pub fn resolve(node: &NodeSettings, paths: &Paths, loaded: Vec<Loaded>) -> Catal
                     key
                 };
                 match resolve_name(name.as_str()) {
-                    None => push_err(&mut errors, id, path, key, format!("unknown app or provided name `{name}`")),
-                    Some(targets) if targets.iter().any(|t| t == id) => {
-                        push_err(&mut errors, id, path, key, format!("`{name}` is this app itself"))
-                    }
+                    None => push_err(
+                        &mut errors,
+                        id,
+                        path,
+                        key,
+                        format!("unknown app or provided name `{name}`"),
+                    ),
+                    Some(targets) if targets.iter().any(|t| t == id) => push_err(
+                        &mut errors,
+                        id,
+                        path,
+                        key,
+                        format!("`{name}` is this app itself"),
+                    ),
                     Some(targets) => {
                         if pulls {
                             let pick = chosen.get(name.as_str()).map(|c| c.to_string());
@@ -164,7 +205,12 @@ pub fn resolve(node: &NodeSettings, paths: &Paths, loaded: Vec<Loaded>) -> Catal
             .map(|p| p.to_string())
             .collect();
         for name in &m.app.conflicts {
-            conflicts.extend(resolve_name(name.as_str()).into_iter().flatten().filter(|t| t != id));
+            conflicts.extend(
+                resolve_name(name.as_str())
+                    .into_iter()
+                    .flatten()
+                    .filter(|t| t != id),
+            );
         }
         for list in [&mut wants, &mut after, &mut conflicts] {
             list.sort();
@@ -190,7 +236,13 @@ pub fn resolve(node: &NodeSettings, paths: &Paths, loaded: Vec<Loaded>) -> Catal
         let text = cycle.join(" → ");
         for id in &cycle[..cycle.len() - 1] {
             let path = &manifests[id].1;
-            push_err(&mut errors, id, path, "[dependencies]", format!("dependency cycle: {text}"));
+            push_err(
+                &mut errors,
+                id,
+                path,
+                "[dependencies]",
+                format!("dependency cycle: {text}"),
+            );
         }
     }
 
@@ -201,7 +253,11 @@ pub fn resolve(node: &NodeSettings, paths: &Paths, loaded: Vec<Loaded>) -> Catal
     for (id, errs) in &errors {
         catalog.invalid.insert(
             id.clone(),
-            InvalidApp { stem: id.clone(), source: sources[id].clone(), errors: errs.clone() },
+            InvalidApp {
+                stem: id.clone(),
+                source: sources[id].clone(),
+                errors: errs.clone(),
+            },
         );
     }
     for (id, (manifest, source)) in manifests {
@@ -211,7 +267,14 @@ pub fn resolve(node: &NodeSettings, paths: &Paths, loaded: Vec<Loaded>) -> Catal
         let (wants, after, conflicts) = edges.remove(&id).unwrap_or_default();
         catalog.valid.insert(
             id,
-            ValidApp { manifest, source, wants, after, conflicts, in_target: false },
+            ValidApp {
+                manifest,
+                source,
+                wants,
+                after,
+                conflicts,
+                in_target: false,
+            },
         );
     }
     mark_target(&mut catalog, &unchosen);
@@ -224,18 +287,34 @@ fn check_one(m: &Manifest, path: &std::path::Path, paths: &Paths) -> Vec<InputEr
     let mut err = |key: &str, msg: String| errs.push(InputError::at_key(path, key, msg));
     let id = m.id();
     if RESERVED_IDS.contains(&id) {
-        err("[app] id", format!("`{id}` is reserved for archy's own units"));
+        err(
+            "[app] id",
+            format!("`{id}` is reserved for archy's own units"),
+        );
     }
-    if m.app.companion_for.as_ref().is_some_and(|c| c.as_str() == id) {
-        err("[app] companion_for", "an app cannot be its own companion".into());
+    if m.app
+        .companion_for
+        .as_ref()
+        .is_some_and(|c| c.as_str() == id)
+    {
+        err(
+            "[app] companion_for",
+            "an app cannot be its own companion".into(),
+        );
     }
     let c = &m.container;
     if c.network == crate::manifest::NetworkMode::Host {
         if !c.ports.is_empty() {
-            err("[container] ports", "ports are not published with network = \"host\"".into());
+            err(
+                "[container] ports",
+                "ports are not published with network = \"host\"".into(),
+            );
         }
         if !c.network_aliases.is_empty() {
-            err("[container] network_aliases", "aliases need the archy network".into());
+            err(
+                "[container] network_aliases",
+                "aliases need the archy network".into(),
+            );
         }
     }
     let mut seen = BTreeSet::new();
@@ -244,11 +323,18 @@ fn check_one(m: &Manifest, path: &std::path::Path, paths: &Paths) -> Vec<InputEr
             err("[container] ports", "port 0 is not a port".into());
         }
         if !seen.insert((p.host, p.protocol)) {
-            err("[container] ports", format!("host port {}/{} listed twice", p.host, p.protocol.as_str()));
+            err(
+                "[container] ports",
+                format!("host port {}/{} listed twice", p.host, p.protocol.as_str()),
+            );
         }
     }
     let mut targets = BTreeSet::new();
-    let mounts = c.volumes.iter().map(|v| v.target.as_str()).chain(m.config.iter().map(|f| f.target.as_str()));
+    let mounts = c
+        .volumes
+        .iter()
+        .map(|v| v.target.as_str())
+        .chain(m.config.iter().map(|f| f.target.as_str()));
     for t in mounts.chain(c.tmpfs.iter().map(|t| t.as_str())) {
         if !targets.insert(t.trim_end_matches('/')) {
             err("[container] volumes", format!("`{t}` is mounted twice"));
@@ -264,16 +350,25 @@ fn check_one(m: &Manifest, path: &std::path::Path, paths: &Paths) -> Vec<InputEr
     }
     let s = &m.service;
     if s.restart_max_delay < s.restart_delay {
-        err("[service] restart_max_delay", "is shorter than restart_delay".into());
+        err(
+            "[service] restart_max_delay",
+            "is shorter than restart_delay".into(),
+        );
     }
     let mut templates = BTreeSet::new();
     for f in &m.config {
         if !templates.insert(f.template.as_str()) {
-            err("[[config]] template", format!("`{}` is listed twice", f.template));
+            err(
+                "[[config]] template",
+                format!("`{}` is listed twice", f.template),
+            );
         }
         let t = paths.template(id, f.template.as_str());
         if !t.is_file() {
-            err("[[config]] template", format!("`{}` not found at {}", f.template, t.display()));
+            err(
+                "[[config]] template",
+                format!("`{}` not found at {}", f.template, t.display()),
+            );
         }
     }
     errs
@@ -286,10 +381,15 @@ fn push_err(
     key: impl Into<String>,
     msg: String,
 ) {
-    errors.entry(id.to_string()).or_default().push(InputError::at_key(path, key, msg));
+    errors
+        .entry(id.to_string())
+        .or_default()
+        .push(InputError::at_key(path, key, msg));
 }
 
-type Edges = BTreeMap<String, (Vec<String>, Vec<String>, Vec<String>)>;
+/// Per app: (wants, after, conflicts), as app ids.
+type Links = (Vec<String>, Vec<String>, Vec<String>);
+type Edges = BTreeMap<String, Links>;
 
 /// Every cycle in the `After=` graph, each as the ids on it with the first repeated at the end.
 fn find_cycles(edges: &Edges) -> Vec<Vec<String>> {
@@ -322,7 +422,8 @@ fn find_cycles(edges: &Edges) -> Vec<Vec<String>> {
                 }
                 Some(Mark::Open) => {
                     let from = stack.iter().position(|(n, _)| *n == next).unwrap_or(0);
-                    let mut cycle: Vec<String> = stack[from..].iter().map(|(n, _)| n.to_string()).collect();
+                    let mut cycle: Vec<String> =
+                        stack[from..].iter().map(|(n, _)| n.to_string()).collect();
                     cycle.push(next.clone());
                     cycles.push(cycle);
                 }
@@ -354,7 +455,11 @@ fn check_ports(
                     id,
                     path,
                     "[container] ports",
-                    format!("host port {}/{} is already published by `{other}`", p.host, p.protocol.as_str()),
+                    format!(
+                        "host port {}/{} is already published by `{other}`",
+                        p.host,
+                        p.protocol.as_str()
+                    ),
                 );
             } else {
                 holders.push(id);

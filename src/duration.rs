@@ -52,9 +52,7 @@ impl Duration {
 impl TryFrom<String> for Duration {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        parse(&s).ok_or_else(|| {
-            format!("`{s}` is not a duration such as 30s, 5min, 1h or 1h30min")
-        })
+        parse(&s).ok_or_else(|| format!("`{s}` is not a duration such as 30s, 5min, 1h or 1h30min"))
     }
 }
 
@@ -105,7 +103,17 @@ mod tests {
 
     #[test]
     fn refuses_garbage() {
-        for bad in ["", "30", "s", "-1s", "1 s x", "1y", "99999999999999999999s", "400d", "1s;x"] {
+        for bad in [
+            "",
+            "30",
+            "s",
+            "-1s",
+            "1 s x",
+            "1y",
+            "99999999999999999999s",
+            "400d",
+            "1s;x",
+        ] {
             assert!(d(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -17,17 +17,28 @@ pub struct InputError {
 
 impl InputError {
     pub fn new(file: &Path, message: impl Into<String>) -> Self {
-        Self { file: file.to_path_buf(), position: None, key: None, message: message.into() }
+        Self {
+            file: file.to_path_buf(),
+            position: None,
+            key: None,
+            message: message.into(),
+        }
     }
 
     pub fn at_key(file: &Path, key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { key: Some(key.into()), ..Self::new(file, message) }
+        Self {
+            key: Some(key.into()),
+            ..Self::new(file, message)
+        }
     }
 
     /// From a TOML error, with the position of its span in `text`.
     pub fn from_toml(file: &Path, text: &str, err: &toml::de::Error) -> Self {
         let position = err.span().map(|span| line_col(text, span.start));
-        Self { position, ..Self::new(file, err.message().trim().to_string()) }
+        Self {
+            position,
+            ..Self::new(file, err.message().trim().to_string())
+        }
     }
 }
 

@@ -33,7 +33,10 @@ pub fn word(s: &str) -> String {
 
 /// Several words, for `Exec=`.
 pub fn words<S: AsRef<str>>(args: &[S]) -> String {
-    args.iter().map(|a| word(a.as_ref())).collect::<Vec<_>>().join(" ")
+    args.iter()
+        .map(|a| word(a.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `KEY=value` as one word, for `Environment=` and `Label=`.

@@ -34,7 +34,14 @@ pub fn load_catalog(paths: &Paths) -> (Result<NodeSettings, InputError>, Catalog
             for l in loaded {
                 let mut errors = vec![e.clone()];
                 errors.extend(l.manifest.err());
-                c.invalid.insert(l.stem.clone(), InvalidApp { stem: l.stem, source: l.path, errors });
+                c.invalid.insert(
+                    l.stem.clone(),
+                    InvalidApp {
+                        stem: l.stem,
+                        source: l.path,
+                        errors,
+                    },
+                );
             }
             c
         }
@@ -61,7 +68,10 @@ pub fn is_current_user(wanted: Option<&str>) -> bool {
     if wanted.parse::<u32>().ok() == Some(uid.as_raw()) {
         return true;
     }
-    nix::unistd::User::from_uid(uid).ok().flatten().is_some_and(|u| u.name == wanted)
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .is_some_and(|u| u.name == wanted)
 }
 
 /// Renders everything for `paths` with `ctx`.
@@ -104,7 +114,9 @@ pub struct QuadletRun {
 /// Runs quadlet on exactly the files in `src`: into `out`, or with `-dryrun` when `out` is None.
 pub fn run_quadlet(quadlet: &Path, src: &Path, out: Option<&Path>) -> anyhow::Result<QuadletRun> {
     let mut cmd = Command::new(quadlet);
-    cmd.env("QUADLET_UNIT_DIRS", src).arg("-user").arg("-no-kmsg-log");
+    cmd.env("QUADLET_UNIT_DIRS", src)
+        .arg("-user")
+        .arg("-no-kmsg-log");
     match out {
         Some(out) => cmd.arg(out),
         None => cmd.arg("-dryrun"),
@@ -136,7 +148,11 @@ pub fn run_quadlet(quadlet: &Path, src: &Path, out: Option<&Path>) -> anyhow::Re
         if start.elapsed() > QUADLET_TIMEOUT {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("{} did not finish within {:?}: killed", quadlet.display(), QUADLET_TIMEOUT);
+            bail!(
+                "{} did not finish within {:?}: killed",
+                quadlet.display(),
+                QUADLET_TIMEOUT
+            );
         }
         std::thread::sleep(Duration::from_millis(2));
     };
@@ -145,7 +161,11 @@ pub fn run_quadlet(quadlet: &Path, src: &Path, out: Option<&Path>) -> anyhow::Re
         stderr: t_err.join().unwrap_or_default(),
     };
     if !status.success() {
-        bail!("{} failed ({status}): {}", quadlet.display(), run.stderr.trim());
+        bail!(
+            "{} failed ({status}): {}",
+            quadlet.display(),
+            run.stderr.trim()
+        );
     }
     Ok(run)
 }

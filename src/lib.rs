@@ -6,6 +6,7 @@
 
 pub mod atomic;
 pub mod catalog;
+pub mod config;
 pub mod duration;
 pub mod error;
 pub mod escape;
@@ -16,6 +17,7 @@ pub mod manifest;
 pub mod node;
 pub mod paths;
 pub mod render;
+pub mod secrets;
 pub mod text;
 pub mod unit;
 

@@ -31,11 +31,15 @@ pub struct Loaded {
 pub fn discover(paths: &Paths) -> Vec<(String, PathBuf)> {
     let mut chosen: BTreeMap<String, Option<PathBuf>> = BTreeMap::new();
     for dir in [paths.vendor_apps(), paths.admin_apps()] {
-        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            let Some(stem) = name.strip_suffix(".toml") else { continue };
+            let Some(stem) = name.strip_suffix(".toml") else {
+                continue;
+            };
             if stem.is_empty() || stem.starts_with('.') {
                 continue;
             }
@@ -44,7 +48,10 @@ pub fn discover(paths: &Paths) -> Vec<(String, PathBuf)> {
             chosen.insert(stem.to_string(), (!masked).then_some(path));
         }
     }
-    chosen.into_iter().filter_map(|(stem, path)| Some((stem, path?))).collect()
+    chosen
+        .into_iter()
+        .filter_map(|(stem, path)| Some((stem, path?)))
+        .collect()
 }
 
 /// Discover and read every manifest.
@@ -53,7 +60,11 @@ pub fn load_all(paths: &Paths) -> Vec<Loaded> {
         .into_iter()
         .map(|(stem, path)| {
             let manifest = read_manifest(&path, &stem);
-            Loaded { stem, path, manifest }
+            Loaded {
+                stem,
+                path,
+                manifest,
+            }
         })
         .collect()
 }
@@ -66,7 +77,10 @@ pub fn read_manifest(path: &Path, stem: &str) -> Result<Manifest, InputError> {
         return Err(InputError::at_key(
             path,
             "[app] id",
-            format!("`{}` does not match the file name `{stem}.toml`", manifest.id()),
+            format!(
+                "`{}` does not match the file name `{stem}.toml`",
+                manifest.id()
+            ),
         ));
     }
     Ok(manifest)
@@ -89,14 +103,19 @@ pub fn read_text(path: &Path) -> Result<String, InputError> {
         .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
         .open(path)
         .map_err(|e| InputError::new(path, format!("cannot open: {e}")))?;
-    let meta = file.metadata().map_err(|e| InputError::new(path, format!("cannot stat: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| InputError::new(path, format!("cannot stat: {e}")))?;
     if !meta.is_file() {
         return Err(InputError::new(path, "not a regular file"));
     }
     if meta.len() > MAX_FILE_SIZE {
         return Err(InputError::new(
             path,
-            format!("{} bytes is larger than the limit of {MAX_FILE_SIZE}", meta.len()),
+            format!(
+                "{} bytes is larger than the limit of {MAX_FILE_SIZE}",
+                meta.len()
+            ),
         ));
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
@@ -104,14 +123,20 @@ pub fn read_text(path: &Path) -> Result<String, InputError> {
         .read_to_end(&mut bytes)
         .map_err(|e| InputError::new(path, format!("cannot read: {e}")))?;
     if bytes.len() as u64 > MAX_FILE_SIZE {
-        return Err(InputError::new(path, "grew beyond the size limit while being read"));
+        return Err(InputError::new(
+            path,
+            "grew beyond the size limit while being read",
+        ));
     }
     String::from_utf8(bytes).map_err(|e| {
         let (line, col) = crate::error::line_col(
             &String::from_utf8_lossy(&e.as_bytes()[..e.utf8_error().valid_up_to()]),
             usize::MAX,
         );
-        InputError { position: Some((line, col)), ..InputError::new(path, "not valid UTF-8") }
+        InputError {
+            position: Some((line, col)),
+            ..InputError::new(path, "not valid UTF-8")
+        }
     })
 }
 
@@ -126,8 +151,16 @@ pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Inp
 
 fn check_strings(path: &Path, key: &str, value: &toml::Value) -> Result<(), InputError> {
     let bad = |what: &str, c: char| {
-        let key = if key.is_empty() { "(top level)".to_string() } else { key.to_string() };
-        Err(InputError::at_key(path, key, format!("{what} contains {}", describe_char(c))))
+        let key = if key.is_empty() {
+            "(top level)".to_string()
+        } else {
+            key.to_string()
+        };
+        Err(InputError::at_key(
+            path,
+            key,
+            format!("{what} contains {}", describe_char(c)),
+        ))
     };
     match value {
         toml::Value::String(s) => match forbidden_char(s) {
@@ -144,7 +177,11 @@ fn check_strings(path: &Path, key: &str, value: &toml::Value) -> Result<(), Inpu
             } else {
                 format!("{k:?}")
             };
-            let sub = if key.is_empty() { shown } else { format!("{key}.{shown}") };
+            let sub = if key.is_empty() {
+                shown
+            } else {
+                format!("{key}.{shown}")
+            };
             if let Some(c) = forbidden_char(k) {
                 return Err(InputError::at_key(
                     path,
@@ -165,8 +202,8 @@ mod tests {
     #[test]
     fn line_breaks_anywhere_are_refused_with_their_key() {
         let p = Path::new("x.toml");
-        let err = parse_toml::<toml::Table>(p, "[a]\nb = { c = [\"ok\", \"x\\ny\"] }\n")
-            .unwrap_err();
+        let err =
+            parse_toml::<toml::Table>(p, "[a]\nb = { c = [\"ok\", \"x\\ny\"] }\n").unwrap_err();
         assert_eq!(err.key.as_deref(), Some("a.b.c[1]"));
         assert!(err.message.contains("line feed"), "{err}");
         let err = parse_toml::<toml::Table>(p, "[a]\n\"k\\r\" = 1\n").unwrap_err();

@@ -32,7 +32,12 @@ impl Logger {
         for line in msg.lines() {
             if let Some(k) = &self.kmsg {
                 if let Ok(mut f) = k.lock() {
-                    let rec = format!("<{}>{}[{}]: {line}\n", level as u8, self.ident, std::process::id());
+                    let rec = format!(
+                        "<{}>{}[{}]: {line}\n",
+                        level as u8,
+                        self.ident,
+                        std::process::id()
+                    );
                     if f.write_all(rec.as_bytes()).is_ok() {
                         continue;
                     }

@@ -164,13 +164,22 @@ mod tests {
     fn provider_choice() {
         let mut node = NodeSettings::default();
         let both = ["bitcoin-core", "bitcoin-knots"];
-        assert_eq!(node.choose_provider("bitcoind", &both), Some("bitcoin-core"));
-        assert_eq!(node.choose_provider("bitcoind", &["bitcoin-knots"]), Some("bitcoin-knots"));
+        assert_eq!(
+            node.choose_provider("bitcoind", &both),
+            Some("bitcoin-core")
+        );
+        assert_eq!(
+            node.choose_provider("bitcoind", &["bitcoin-knots"]),
+            Some("bitcoin-knots")
+        );
         node.providers.insert(
             Id::try_from("bitcoind".to_string()).unwrap(),
             Id::try_from("bitcoin-knots".to_string()).unwrap(),
         );
-        assert_eq!(node.choose_provider("bitcoind", &both), Some("bitcoin-knots"));
+        assert_eq!(
+            node.choose_provider("bitcoind", &both),
+            Some("bitcoin-knots")
+        );
         assert_eq!(node.choose_provider("other", &["b", "a"]), Some("b"));
     }
 }

@@ -17,7 +17,9 @@ pub struct Paths {
 
 impl Paths {
     pub fn new(root: Option<PathBuf>) -> Self {
-        Self { root: root.filter(|r| !r.as_os_str().is_empty()) }
+        Self {
+            root: root.filter(|r| !r.as_os_str().is_empty()),
+        }
     }
 
     /// Honours `$ARCHY_ROOT`.
@@ -75,8 +77,14 @@ mod tests {
     #[test]
     fn rerooting() {
         let p = Paths::new(Some(PathBuf::from("/tmp/t")));
-        assert_eq!(p.vendor_apps(), PathBuf::from("/tmp/t/usr/share/archipelago/apps"));
+        assert_eq!(
+            p.vendor_apps(),
+            PathBuf::from("/tmp/t/usr/share/archipelago/apps")
+        );
         assert_eq!(Paths::new(None).node_toml(), PathBuf::from(NODE_TOML));
-        assert_eq!(Paths::new(Some(PathBuf::new())).node_toml(), PathBuf::from(NODE_TOML));
+        assert_eq!(
+            Paths::new(Some(PathBuf::new())).node_toml(),
+            PathBuf::from(NODE_TOML)
+        );
     }
 }

@@ -63,7 +63,8 @@ pub fn render_all(node: &NodeSettings, catalog: &Catalog, ctx: &Context) -> Rend
         push_invalid(&mut out, app, stem, ctx);
     }
     out.target_wants.sort();
-    out.units.push((TARGET.to_string(), target_file(&out.target_wants)));
+    out.units
+        .push((TARGET.to_string(), target_file(&out.target_wants)));
     out
 }
 
@@ -97,11 +98,16 @@ fn header(u: &mut UnitFile, source: &Path) {
 }
 
 /// The `.container` for a valid app, with a digest of its definition as a label.
-pub fn container_file(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> Result<String, UnsafeValue> {
+pub fn container_file(
+    node: &NodeSettings,
+    app: &ValidApp,
+    ctx: &Context,
+) -> Result<String, UnsafeValue> {
     let unit = container_unit(node, app, ctx);
     let digest = hex(&Sha256::digest(unit.to_text()?.as_bytes()));
     let mut unit = unit;
-    unit.section("Container").set("Label", escape::assignment("archy.digest", &digest));
+    unit.section("Container")
+        .set("Label", escape::assignment("archy.digest", &digest));
     unit.to_text()
 }
 
@@ -113,7 +119,10 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
 
     let name = m.app.name.as_ref().map_or(id, |n| n.as_str());
     let unit = u.section("Unit");
-    unit.set("Description", format!("{} (archy app {id})", escape::description(name)));
+    unit.set(
+        "Description",
+        format!("{} (archy app {id})", escape::description(name)),
+    );
     unit.set("Documentation", "man:archy-app.toml(5)");
     for w in &app.wants {
         unit.set("Wants", format!("archy-{w}.service"));
@@ -150,7 +159,10 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
             Some(a) => format!("{a}:"),
             None => String::new(),
         };
-        ct.set("PublishPort", format!("{addr}{}:{}/{}", p.host, p.container, p.protocol.as_str()));
+        ct.set(
+            "PublishPort",
+            format!("{addr}{}:{}/{}", p.host, p.container, p.protocol.as_str()),
+        );
     }
     for v in &c.volumes {
         let base = match v.from {
@@ -163,10 +175,16 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
             None => base,
         };
         let ro = v.read_only || v.from == VolumeSource::Secrets;
-        ct.set("Volume", format!("{src}:{}{}", v.target, if ro { ":ro" } else { "" }));
+        ct.set(
+            "Volume",
+            format!("{src}:{}{}", v.target, if ro { ":ro" } else { "" }),
+        );
     }
     for f in &m.config {
-        ct.set("Volume", format!("{STATE}/{id}/config/{}:{}:ro", f.template, f.target));
+        ct.set(
+            "Volume",
+            format!("{STATE}/{id}/config/{}:{}:ro", f.template, f.target),
+        );
     }
     for t in &c.tmpfs {
         ct.set("Tmpfs", t.as_str());
@@ -207,7 +225,10 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
     sv.set("RestartMaxDelaySec", s.restart_max_delay.systemd());
     sv.set("TimeoutStartSec", s.start_timeout.systemd());
     // podman's own stop timeout, plus time to clean the container up
-    sv.set("TimeoutStopSec", format!("{}s", s.stop_timeout.whole_secs() + 30));
+    sv.set(
+        "TimeoutStopSec",
+        format!("{}s", s.stop_timeout.whole_secs() + 30),
+    );
     if let Some(root) = &ctx.archy_root {
         sv.set("Environment", systemd_env("ARCHY_ROOT", root));
     }
@@ -220,7 +241,9 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
                 VolumeSource::State => format!("{STATE}/{id}"),
                 _ => format!("{}/{id}", node.data_dir),
             };
-            v.subpath.as_ref().map_or(base.clone(), |s| format!("{base}/{s}"))
+            v.subpath
+                .as_ref()
+                .map_or(base.clone(), |s| format!("{base}/{s}"))
         })
         .collect();
     dirs.sort();
@@ -268,7 +291,10 @@ fn failing_unit(source: &Path, id: &str, ctx: &Context) -> UnitFile {
     let mut u = UnitFile::new();
     header(&mut u, source);
     let unit = u.section("Unit");
-    unit.set("Description", format!("archy app {id} (invalid manifest: see `archy-hook explain {id}`)"));
+    unit.set(
+        "Description",
+        format!("archy app {id} (invalid manifest: see `archy-hook explain {id}`)"),
+    );
     unit.set("Documentation", "man:archy-app.toml(5)");
     unit.set("PartOf", TARGET);
     let sv = u.section("Service");

@@ -229,8 +229,13 @@ mod tests {
     #[test]
     fn paths() {
         assert!(AbsPath::try_from("/home/bitcoin/.bitcoin".to_string()).is_ok());
-        for bad in ["relative", "/a/../b", "/a b", "/a:b", "/a%b", "/a$b", "/a\"b"] {
-            assert!(AbsPath::try_from(bad.to_string()).is_err(), "{bad:?} accepted");
+        for bad in [
+            "relative", "/a/../b", "/a b", "/a:b", "/a%b", "/a$b", "/a\"b",
+        ] {
+            assert!(
+                AbsPath::try_from(bad.to_string()).is_err(),
+                "{bad:?} accepted"
+            );
         }
         assert!(SubPath::try_from("files/db".to_string()).is_ok());
         assert!(SubPath::try_from("/abs".to_string()).is_err());

@@ -26,7 +26,11 @@ pub struct UnsafeValue {
 
 impl std::fmt::Display for UnsafeValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "refusing to write a line break in [{}] {}=", self.section, self.key)
+        write!(
+            f,
+            "refusing to write a line break in [{}] {}=",
+            self.section, self.key
+        )
     }
 }
 
@@ -47,7 +51,10 @@ impl UnitFile {
         let index = match self.sections.iter().position(|s| s.name == name) {
             Some(i) => i,
             None => {
-                self.sections.push(Section { name, entries: Vec::new() });
+                self.sections.push(Section {
+                    name,
+                    entries: Vec::new(),
+                });
                 self.sections.len() - 1
             }
         };
@@ -68,7 +75,10 @@ impl UnitFile {
         let mut out = String::new();
         for c in &self.comments {
             if breaks_line(c) {
-                return Err(UnsafeValue { section: "", key: "#" });
+                return Err(UnsafeValue {
+                    section: "",
+                    key: "#",
+                });
             }
             let _ = writeln!(out, "# {c}");
         }
@@ -80,7 +90,10 @@ impl UnitFile {
             for (key, value) in &section.entries {
                 // a trailing backslash would continue the line into the next entry
                 if breaks_line(value) || value.ends_with('\\') {
-                    return Err(UnsafeValue { section: section.name, key });
+                    return Err(UnsafeValue {
+                        section: section.name,
+                        key,
+                    });
                 }
                 let _ = writeln!(out, "{key}={value}");
             }
@@ -133,7 +146,10 @@ mod tests {
             u.section("Unit").set("Description", bad);
             assert_eq!(
                 u.to_text().unwrap_err(),
-                UnsafeValue { section: "Unit", key: "Description" },
+                UnsafeValue {
+                    section: "Unit",
+                    key: "Description"
+                },
                 "{bad:?}"
             );
         }

@@ -1,0 +1,161 @@
+//! Secrets an app declares, created once with correct modes and never printed. They live in
+//! `$XDG_STATE_HOME/archipelago/secrets/<name>/` (0700), one 0600 file per field, so containers get
+//! them as read-only mounted files and templates as variables; never through a unit file, an
+//! environment variable or a command line.
+
+use crate::atomic;
+use crate::manifest::SecretKind;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The RPC user archy creates for bitcoind.
+pub const RPC_USER: &str = "archy";
+
+/// A secret's fields, as files and as template variables.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret {
+    pub fields: BTreeMap<&'static str, String>,
+}
+
+// never show values, even in debug output
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secret")
+            .field("fields", &self.fields.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// `n` random bytes from the kernel.
+pub fn random_bytes(n: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; n];
+    fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// bitcoind's `rpcauth=` value: `user:salt$hex(HMAC-SHA256(key = salt, message = password))`.
+pub fn rpcauth(user: &str, salt_hex: &str, password: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(salt_hex.as_bytes()).expect("any key length");
+    mac.update(password.as_bytes());
+    format!("{user}:{salt_hex}${}", hex(&mac.finalize().into_bytes()))
+}
+
+/// A new secret of `kind`: 256 bits of entropy for a password.
+pub fn generate(kind: SecretKind) -> io::Result<Secret> {
+    let password = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes(32)?);
+    let mut fields = BTreeMap::new();
+    if kind == SecretKind::Rpcauth {
+        let salt = hex(&random_bytes(16)?);
+        fields.insert("user", RPC_USER.to_string());
+        fields.insert("rpcauth", rpcauth(RPC_USER, &salt, &password));
+        fields.insert("cookie", format!("{RPC_USER}:{password}"));
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("{RPC_USER}:{password}"));
+        fields.insert("basic", basic);
+    }
+    fields.insert("password", password);
+    Ok(Secret { fields })
+}
+
+/// `<state>/secrets/<name>`.
+pub fn dir(state: &Path, name: &str) -> PathBuf {
+    state.join("secrets").join(name)
+}
+
+/// Reads a secret's fields; None when it was never created.
+pub fn read(state: &Path, name: &str) -> io::Result<Option<Secret>> {
+    let d = dir(state, name);
+    if !d.join("password").exists() {
+        return Ok(None);
+    }
+    let mut fields = BTreeMap::new();
+    for key in ["user", "password", "rpcauth", "cookie", "basic"] {
+        match fs::read_to_string(d.join(key)) {
+            Ok(v) => {
+                fields.insert(key, v.trim_end_matches('\n').to_string());
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(Secret { fields }))
+}
+
+/// Writes every field atomically, 0600, in a 0700 directory.
+pub fn write(state: &Path, name: &str, secret: &Secret) -> io::Result<()> {
+    let d = dir(state, name);
+    create_private_dir(&d)?;
+    // the password last: its presence is what marks the secret as complete
+    for (key, value) in secret.fields.iter().filter(|(k, _)| **k != "password") {
+        atomic::write(&d.join(key), value.as_bytes(), 0o600)?;
+    }
+    if let Some(p) = secret.fields.get("password") {
+        atomic::write(&d.join("password"), p.as_bytes(), 0o600)?;
+    }
+    Ok(())
+}
+
+/// Creates the secret if it does not exist. Returns whether it was created.
+pub fn ensure(state: &Path, name: &str, kind: SecretKind) -> io::Result<bool> {
+    if read(state, name)?.is_some() {
+        return Ok(false);
+    }
+    write(state, name, &generate(kind)?)?;
+    Ok(true)
+}
+
+/// Creates `path` and its parents with mode 0700 (parents that exist are left as they are).
+pub fn create_private_dir(path: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rpcauth_matches_bitcoind_share_rpcauth_py() {
+        // computed independently with Python's hmac module:
+        // hmac.new(b"salt", b"password", "sha256").hexdigest()
+        assert_eq!(
+            rpcauth("u", "salt", "password"),
+            "u:salt$84ec44c7d6fc41917953a1dafca3c7d7856f7a9d0328b991b76f0d36be1224b9"
+        );
+    }
+
+    #[test]
+    fn ensure_creates_once_with_private_modes() {
+        let state = tempfile::tempdir().unwrap();
+        assert!(ensure(state.path(), "rpc", SecretKind::Rpcauth).unwrap());
+        let first = read(state.path(), "rpc").unwrap().unwrap();
+        assert!(!ensure(state.path(), "rpc", SecretKind::Rpcauth).unwrap());
+        assert_eq!(read(state.path(), "rpc").unwrap().unwrap(), first);
+        let pw = &first.fields["password"];
+        assert!(pw.len() >= 43, "256 bits in base64");
+        assert!(first.fields["rpcauth"].starts_with("archy:"));
+        let d = dir(state.path(), "rpc");
+        assert_eq!(
+            fs::metadata(&d).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        for f in fs::read_dir(&d).unwrap() {
+            let m = f.unwrap().metadata().unwrap();
+            assert_eq!(m.permissions().mode() & 0o777, 0o600);
+        }
+        assert!(!format!("{first:?}").contains(pw.as_str()));
+    }
+}
