@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# archy's end-to-end test bed: a real systemd *user* manager, journald, a user D-Bus and rootless
+# podman + quadlet inside a Debian 13 ("trixie") root, fresh for every run. Needs root, unshare,
+# debootstrap (installed with apt-get if missing) and a reachable Debian archive for `build`.
+#
+#   sandbox.sh build               make or update the cached root (a few minutes cold)
+#   sandbox.sh run SCRIPT [ARGS]   run SCRIPT (bash, or bats if it ends in .bats) inside, as root,
+#                                  once journald and the user manager of 'node' (uid 1000) are up;
+#                                  exits with SCRIPT's status
+#   sandbox.sh shell               an interactive shell inside (debugging)
+#
+# Environment:
+#   ARCHY_E2E_CACHE  cache dir (default /var/cache/archy-e2e): the root in trixie/, images in images/
+#   ARCHY_STAGE      a DESTDIR tree (`make install DESTDIR=... PREFIX=/usr`), copied into the root
+#                    before the user manager starts, so its generators run at startup
+#   ARCHY_E2E_MIRROR Debian mirror for debootstrap (default: debootstrap's own)
+#   ARCHY_E2E_QUIET  if set, no journal dump when SCRIPT fails
+#   ARCHY_E2E_*      passed through to SCRIPT
+#
+# Inside, SCRIPT finds: the repo read-only at /src; `as_node CMD...` (run as the user, in a login-
+# like session cgroup); $ARCHY_E2E_IMAGES, a host-backed cache for image tarballs;
+# /etc/archipelago/node.toml with user = "node"; /var/lib/archipelago owned by node.
+#
+# Facts this encodes (each one was a failure before it was handled):
+# - systemd refuses "--user" unless /run/systemd/system exists: a private /run provides it.
+# - systemctl ignores commands under chroot: pivot_root into the root instead.
+# - podman's image unpack remounts "/": the root must be a mount point (the overlay is one).
+# - crun refuses hybrid cgroups: mount a pure cgroup2 at /sys/fs/cgroup, and unshare the cgroup
+#   namespace (-C) so /proc/self/cgroup shows "/" for the v1 hierarchies podman would follow.
+# - cgroup2 here may have no pids controller: containers.conf pids_limit = 0.
+# - rootless podman healthchecks run as transient systemd timers over the user's D-Bus: start
+#   dbus.socket and export DBUS_SESSION_BUS_ADDRESS; as uid 0 podman would ask the system manager.
+# - netavark starts aardvark-dns (container name resolution) with `systemd-run --user --scope`,
+#   so the user manager must move the caller into a scope. From outside its delegated cgroup that
+#   needs write access to the common ancestor; on a real host the system manager does the move
+#   (AttachProcessesToUnit), here there is none. So as_node runs commands in
+#   user-1000.slice/session-1.scope (as logind would) and user-1000.slice's cgroup.procs belongs
+#   to the user. Without this every network with DNS fails: "aardvark-dns exited unexpectedly".
+# - pasta needs /dev/net/tun readable by the user: a private /dev/net with its own tun node.
+# - quadlet's units want podman-user-wait-network-online.service, which waits for a system
+#   manager's network-online state that this test bed has not got, and hangs: the test bed masks
+#   it in /etc/systemd/user (production units keep the dependency; bitcoind does need the network).
+# - the user manager needs its own delegated cgroup: user.slice/user-1000.slice/user@1000.service.
+# - no systemd-tmpfiles has run: /var/log/journal must exist and be setgid systemd-journal, or
+#   'journalctl --user' reads nothing (volatile journals are not split per user).
+# - podman's storage cannot live on overlayfs: the user's home is a fresh host directory.
+# - libpam-systemd fails to configure in debootstrap until dbus is installed: apt-get -f install.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+CACHE=${ARCHY_E2E_CACHE:-/var/cache/archy-e2e}
+ROOT=$CACHE/trixie
+MARKER=.archy-e2e-recipe
+
+PACKAGES=(podman systemd crun dbus dbus-user-session uidmap catatonit netavark aardvark-dns passt
+  busybox-static nftables util-linux procps bats nginx-light curl ca-certificates)
+
+log() { printf '[sandbox] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
+
+# Everything that shapes the root, in one function: its text is part of the recipe id.
+provision() {
+  local r=$1
+  unshare -m bash -euo pipefail -s "$r" "${PACKAGES[@]}" <<'PROVISION'
+r=$1; shift
+mount --make-rprivate /
+mount -t proc proc "$r/proc"; mount --rbind /dev "$r/dev"
+# no service may start inside a chroot
+printf '#!/bin/sh\nexit 101\n' >"$r/usr/sbin/policy-rc.d"; chmod 755 "$r/usr/sbin/policy-rc.d"
+in_root() { chroot "$r" env DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 "$@"; }
+in_root apt-get -q update
+in_root apt-get -q -y -f install
+in_root apt-get -q -y --no-install-recommends install "$@"
+in_root apt-get clean
+rm -f "$r/usr/sbin/policy-rc.d"
+in_root bash -c 'id node >/dev/null 2>&1 || useradd -m -u 1000 -s /bin/bash -G systemd-journal node
+  grep -q ^node: /etc/subuid || echo node:100000:65536 >>/etc/subuid
+  grep -q ^node: /etc/subgid || echo node:100000:65536 >>/etc/subgid
+  [ -s /etc/machine-id ] || systemd-machine-id-setup'
+mkdir -p "$r/etc/containers"
+printf '[containers]\npids_limit = 0\n' >"$r/etc/containers/containers.conf"
+PROVISION
+}
+
+recipe_id() {
+  { echo "trixie minbase"; printf '%s\n' "${PACKAGES[@]}"; declare -f provision; } | sha256sum | cut -c1-16
+}
+
+build() {
+  local want; want=$(recipe_id)
+  [ "$(cat "$ROOT/$MARKER" 2>/dev/null)" = "$want" ] && return 0
+  mkdir -p "$CACHE"
+  exec 8>"$CACHE/.lock"; flock -x 8   # no run may use the root while it changes
+  if [ "$(cat "$ROOT/$MARKER" 2>/dev/null)" = "$want" ]; then exec 8>&-; return 0; fi
+  local t0; t0=$(now)
+  if [ -x "$ROOT/usr/bin/apt-get" ] && [ -x "$ROOT/usr/bin/podman" ]; then
+    # an older recipe (or the reference root): re-provision in place rather than start over
+    log "re-provisioning $ROOT for recipe $want"
+    rm -f "$ROOT/$MARKER"
+    provision "$ROOT" >&2
+  else
+    command -v debootstrap >/dev/null || { apt-get -q update && apt-get -q -y install debootstrap; } >&2
+    log "debootstrapping $ROOT (recipe $want)"
+    rm -rf "$ROOT.new"
+    local inc; inc=$(IFS=,; echo "${PACKAGES[*]}")
+    # libpam-systemd may fail to configure here: provision's apt-get -f install repairs it
+    debootstrap --variant=minbase --include="$inc" trixie "$ROOT.new" ${ARCHY_E2E_MIRROR:-} >&2 || true
+    [ -x "$ROOT.new/usr/bin/apt-get" ] || die "debootstrap failed"
+    provision "$ROOT.new" >&2
+    rm -rf "$ROOT"; mv "$ROOT.new" "$ROOT"
+  fi
+  [ -x "$ROOT/usr/bin/podman" ] && [ -x "$ROOT/usr/libexec/podman/quadlet" ] || die "building $ROOT failed"
+  echo "$want" >"$ROOT/$MARKER"
+  log "root ready in $(since "$t0")"
+  exec 8>&-
+}
+
+run() {
+  local script=${1:?usage: sandbox.sh run SCRIPT [ARGS]}; shift
+  [ -f "$script" ] || die "no such script: $script"
+  if [ -n "${ARCHY_STAGE:-}" ]; then
+    [ -d "$ARCHY_STAGE" ] || die "ARCHY_STAGE=$ARCHY_STAGE is not a directory"
+    ARCHY_STAGE=$(cd "$ARCHY_STAGE" && pwd)
+  fi
+  build
+  local t0; t0=$(now)
+  # the stand-in images' binary is built on the host (the root has no Rust toolchain)
+  "$HERE/images/build.sh" host >&2
+  mkdir -p "$CACHE/images"
+  exec 8>"$CACHE/.lock"; flock -s 8   # a rebuild of the root waits for running sandboxes
+  # every run starts from the pristine root: an overlay whose upper layer and the user's home
+  # are fresh host directories, removed afterwards whatever happens
+  local t; t=$(mktemp -d /var/tmp/archy-e2e.XXXXXX)
+  # shellcheck disable=SC2064
+  trap "rm -rf --one-file-system '$t'" EXIT
+  mkdir -p "$t/upper" "$t/work" "$t/root" "$t/home"
+  chown 1000:1000 "$t/home"
+  # a script inside the repo runs from /src, so bats' `load` and relative paths work
+  local inner abs; abs=$(realpath "$script")
+  case $abs in
+    "$REPO"/*) inner=/src/${abs#"$REPO"/} ;;
+    *) inner=/.sandbox-inner/${abs##*/}; mkdir -p "$t/inner"; cp "$abs" "$t/inner/" ;;
+  esac
+  local envs=() v
+  for v in $(compgen -e); do case $v in ARCHY_E2E_*) envs+=("$v=${!v}") ;; esac; done
+  boot_script >"$t/boot.sh"
+  local rc=0
+  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM="${TERM:-dumb}" T0="$t0" STAGE="${ARCHY_STAGE:-}" \
+    SRC="$REPO" IMAGES="$CACHE/images" INNER="$inner" \
+    unshare -C -m -p -f --mount-proc --kill-child \
+    bash "$t/boot.sh" "$ROOT" "$t" "${envs[@]}" -- "$@" || rc=$?
+  log "total $(since "$t0") (rc=$rc)"
+  return "$rc"
+}
+
+# Runs as PID 1 of the sandbox's PID namespace: builds the root's mounts, boots journald and the
+# user manager, runs the script; when it exits, the kernel kills everything left in the namespace.
+boot_script() {
+  cat <<'BOOT'
+set -euo pipefail
+B=$1 T=$2 R=$2/root; shift 2
+envs=(); while [ "$1" != -- ]; do envs+=("$1"); shift; done; shift
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
+mount --make-rprivate /
+mount -t overlay overlay -o "lowerdir=$B,upperdir=$T/upper,workdir=$T/work" "$R"
+mount --bind "$T/home" "$R/home/node"
+mkdir -p "$R/src" "$R/var/cache/archy-e2e/images"
+mount --bind "$SRC" "$R/src"; mount -o remount,bind,ro "$R/src"
+mount --bind "$IMAGES" "$R/var/cache/archy-e2e/images"
+if [ -d "$T/inner" ]; then cp -r "$T/inner" "$R/.sandbox-inner"; fi
+# the project's files, as a package would have put them, before any manager starts
+sysusers=() tmpfiles=()
+if [ -n "$STAGE" ]; then
+  cp -a "$STAGE/." "$R/"
+  for f in "$STAGE"/usr/lib/sysusers.d/*.conf; do [ -e "$f" ] && sysusers+=("/usr/lib/sysusers.d/${f##*/}"); done
+  for f in "$STAGE"/usr/lib/tmpfiles.d/*.conf; do [ -e "$f" ] && tmpfiles+=("/usr/lib/tmpfiles.d/${f##*/}"); done
+fi
+mkdir -p "$R/etc/archipelago"
+{ echo 'user = "node"'; grep -v '^[[:space:]]*user[[:space:]]*=' "$R/etc/archipelago/node.toml" 2>/dev/null || true; } \
+  >"$R/etc/archipelago/node.toml.new"
+mv "$R/etc/archipelago/node.toml.new" "$R/etc/archipelago/node.toml"
+mkdir -p "$R/etc/systemd/user" "$R/etc/systemd/journald.conf.d"
+ln -sf /dev/null "$R/etc/systemd/user/podman-user-wait-network-online.service"
+# the host's kernel messages are noise here
+printf '[Journal]\nReadKMsg=no\n' >"$R/etc/systemd/journald.conf.d/archy-e2e.conf"
+mount -t proc proc "$R/proc"
+mount --rbind /sys "$R/sys"
+umount -l "$R/sys/fs/cgroup"
+mount -t cgroup2 none "$R/sys/fs/cgroup"
+mount --rbind /dev "$R/dev"
+mount -t tmpfs tmpfs "$R/dev/net"; mknod -m 666 "$R/dev/net/tun" c 10 200
+mount -t tmpfs tmpfs "$R/run"
+mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"
+mkdir -p "$R/run/systemd/system" "$R/run/systemd/journal" "$R/run/user/1000" "$R/.oldroot"
+chown 1000:1000 "$R/run/user/1000"; chmod 700 "$R/run/user/1000"
+US=user.slice/user-1000.slice
+CG=$US/user@1000.service
+mkdir -p "$R/sys/fs/cgroup/$CG" "$R/sys/fs/cgroup/$US/session-1.scope"
+chown -R 1000:1000 "$R/sys/fs/cgroup/$CG" "$R/sys/fs/cgroup/$US/session-1.scope"
+chown 1000:1000 "$R/sys/fs/cgroup/$US/cgroup.procs"
+cd "$R"; pivot_root . .oldroot; umount -l /.oldroot; rmdir /.oldroot
+mount --make-rshared /
+# what a package's postinst does with its sysusers.d/tmpfiles.d files
+[ ${#sysusers[@]} = 0 ] || systemd-sysusers "${sysusers[@]}"
+[ ${#tmpfiles[@]} = 0 ] || systemd-tmpfiles --create "${tmpfiles[@]}"
+# the test bed's service user is node (see node.toml): it owns the data dir
+install -d -o node -g node -m 755 /var/lib/archipelago
+mkdir -p /var/log/journal; chgrp systemd-journal /var/log/journal; chmod 2755 /var/log/journal
+/usr/lib/systemd/systemd-journald >/tmp/journald.log 2>&1 &
+for _ in $(seq 100); do [ -S /run/systemd/journal/socket ] && break; sleep 0.05; done
+journalctl --flush   # what systemd-journal-flush.service does at boot: persistent, split per user
+# as_node: the test script runs as root (like an admin running apt) and acts as the user
+cat >/etc/archy-e2e.env <<'ENV'
+NODE_ENV="HOME=/home/node USER=node LOGNAME=node PATH=/usr/sbin:/usr/bin:/sbin:/bin XDG_RUNTIME_DIR=/run/user/1000 DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus"
+as_node() {
+  (echo $BASHPID >/sys/fs/cgroup/user.slice/user-1000.slice/session-1.scope/cgroup.procs
+   cd /home/node && exec setpriv --reuid 1000 --regid 1000 --init-groups env -i $NODE_ENV "$@")
+}
+export NODE_ENV; export -f as_node
+ENV
+. /etc/archy-e2e.env
+(echo $BASHPID >"/sys/fs/cgroup/$CG/cgroup.procs"
+ exec setpriv --reuid 1000 --regid 1000 --init-groups env -i $NODE_ENV /usr/lib/systemd/systemd --user >/tmp/user-manager.log 2>&1) &
+for _ in $(seq 200); do [ -S /run/user/1000/systemd/private ] && break; sleep 0.05; done
+state=$(as_node systemctl --user is-system-running --wait 2>&1 || true)
+as_node systemctl --user start dbus.socket
+printf '[sandbox] user manager %s after %s\n' "$state" "$(since "$T0")" >&2
+t1=$(now); rc=0
+cd /
+if [[ $INNER == *.bats ]]; then runner=(bats --timing); else runner=(bash); fi
+if [ -t 0 ]; then exec 0<&0; else exec </dev/null; fi
+env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 TERM="$TERM" BASH_ENV=/etc/archy-e2e.env \
+  ARCHY_E2E_IMAGES=/var/cache/archy-e2e/images ARCHY_E2E_SRC=/src "${envs[@]}" \
+  "${runner[@]}" "$INNER" "$@" || rc=$?
+printf '[sandbox] %s exited %d after %s\n' "$INNER" "$rc" "$(since "$t1")" >&2
+if [ "$rc" != 0 ] && [ -z "${ARCHY_E2E_QUIET:-}" ]; then
+  echo "[sandbox] ---- journal (last 80 lines) ----" >&2
+  journalctl --no-pager -q -n 80 -o short-monotonic >&2 || true
+  echo "[sandbox] ---- user manager's stderr (generators) ----" >&2
+  tail -n 20 /tmp/user-manager.log >&2 || true
+fi
+exit "$rc"
+BOOT
+}
+
+case ${1:-} in
+  build) build ;;
+  run) shift; run "$@" ;;
+  shell) ARCHY_E2E_QUIET=1 run "$HERE/lib/shell.sh" ;;
+  *) echo "usage: $0 build | run SCRIPT [ARGS] | shell" >&2; exit 2 ;;
+esac

@@ -1,0 +1,40 @@
+//! Stand-ins for the programs archy's catalog images run, small enough to build in seconds and
+//! faithful where archy depends on them: config files, credentials, exit codes, signals, the
+//! RPC answers health checks look at. One binary; argv[0] picks the program.
+
+mod bitcoin;
+mod conf;
+mod gosu;
+mod http;
+mod json;
+mod lnd;
+mod sys;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let mut args: Vec<String> = std::env::args().collect();
+    let mut name = args
+        .first()
+        .map(|a| Path::new(a).file_name().map_or(a.clone(), |f| f.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    // `standin PROGRAM ARGS...` works too, for testing outside an image
+    if name == "standin" && args.len() > 1 {
+        args.remove(0);
+        name = args[0].clone();
+    }
+    let rest = args.get(1..).unwrap_or_default().to_vec();
+    let code = match name.as_str() {
+        "bitcoind" => bitcoin::bitcoind(&rest),
+        "bitcoin-cli" => bitcoin::cli(&rest),
+        "lnd" => lnd::lnd(&rest),
+        "lncli" => lnd::lncli(&rest),
+        "gosu" => gosu::gosu(&rest),
+        _ => {
+            eprintln!("standin: unknown program {name:?} (bitcoind, bitcoin-cli, lnd, lncli, gosu)");
+            2
+        }
+    };
+    ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1))
+}
