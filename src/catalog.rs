@@ -234,16 +234,14 @@ pub fn resolve(node: &NodeSettings, paths: &Paths, loaded: Vec<Loaded>) -> Catal
 
     for cycle in find_cycles(&edges) {
         let text = cycle.join(" → ");
-        for id in &cycle[..cycle.len() - 1] {
-            let path = &manifests[id].1;
-            push_err(
-                &mut errors,
-                id,
-                path,
-                "[dependencies]",
-                format!("dependency cycle: {text}"),
-            );
-        }
+        let id = &cycle[0];
+        push_err(
+            &mut errors,
+            id,
+            &manifests[id].1,
+            "[dependencies]",
+            format!("dependency cycle: {text}"),
+        );
     }
 
     check_ports(&manifests, &edges, &mut errors);
@@ -391,45 +389,38 @@ fn push_err(
 type Links = (Vec<String>, Vec<String>, Vec<String>);
 type Edges = BTreeMap<String, Links>;
 
-/// Every cycle in the `After=` graph, each as the ids on it with the first repeated at the end.
+/// Every app on a cycle in the `After=` graph, each with the shortest cycle through it: the app
+/// first and again at the end. (A depth-first search that reports only its back edges misses apps
+/// whose way round a cycle passes through an app the search has already finished.)
 fn find_cycles(edges: &Edges) -> Vec<Vec<String>> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        Open,
-        Done,
-    }
-    let mut marks: BTreeMap<&str, Mark> = edges.keys().map(|k| (k.as_str(), Mark::New)).collect();
     let mut cycles = Vec::new();
     for start in edges.keys() {
-        if marks[start.as_str()] != Mark::New {
-            continue;
-        }
-        // iterative DFS; `stack` holds (node, next edge index)
-        let mut stack: Vec<(&str, usize)> = vec![(start, 0)];
-        marks.insert(start, Mark::Open);
-        while let Some((node, i)) = stack.pop() {
-            let next = edges.get(node).and_then(|e| e.1.get(i));
-            let Some(next) = next else {
-                marks.insert(node, Mark::Done);
-                continue;
-            };
-            stack.push((node, i + 1));
-            match marks.get(next.as_str()) {
-                Some(Mark::New) => {
-                    marks.insert(next, Mark::Open);
-                    stack.push((next, 0));
+        // breadth-first from `start`; `parent` leads back towards it
+        let mut parent: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut queue = std::collections::VecDeque::from([start.as_str()]);
+        let mut last = None;
+        'search: while let Some(node) = queue.pop_front() {
+            for next in edges.get(node).map_or(&[][..], |e| e.1.as_slice()) {
+                if next == start {
+                    last = Some(node);
+                    break 'search;
                 }
-                Some(Mark::Open) => {
-                    let from = stack.iter().position(|(n, _)| *n == next).unwrap_or(0);
-                    let mut cycle: Vec<String> =
-                        stack[from..].iter().map(|(n, _)| n.to_string()).collect();
-                    cycle.push(next.clone());
-                    cycles.push(cycle);
+                if !parent.contains_key(next.as_str()) {
+                    parent.insert(next, node);
+                    queue.push_back(next);
                 }
-                _ => {}
             }
         }
+        let Some(mut node) = last else { continue };
+        let mut back = Vec::new();
+        while node != start {
+            back.push(node.to_string());
+            node = parent[node];
+        }
+        let mut cycle = vec![start.clone()];
+        cycle.extend(back.into_iter().rev());
+        cycle.push(start.clone());
+        cycles.push(cycle);
     }
     cycles
 }
