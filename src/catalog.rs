@@ -338,7 +338,19 @@ fn check_one(m: &Manifest, path: &std::path::Path, paths: &Paths) -> Vec<InputEr
             err("[container] volumes", format!("`{t}` is mounted twice"));
         }
     }
+    // quadlet ends `Exec=` at an empty word, dropping it and every argument after it, and copies a
+    // lone `;` unquoted into `ExecStart=`, where systemd takes it for a command separator
+    for (i, arg) in c.command.iter().flatten().enumerate() {
+        if let Some(why) = lost_word(arg.as_str()) {
+            err("[container] command", format!("item {i} {why}"));
+        }
+    }
     if let Some(h) = &m.health {
+        if h.cmd.as_str().trim().is_empty() {
+            err("[health] cmd", "is empty".into());
+        } else if let Some(why) = lost_word(h.cmd.as_str()) {
+            err("[health] cmd", why.into());
+        }
         if h.retries == 0 {
             err("[health] retries", "must be at least 1".into());
         }
@@ -370,6 +382,15 @@ fn check_one(m: &Manifest, path: &std::path::Path, paths: &Paths) -> Vec<InputEr
         }
     }
     errs
+}
+
+/// Why `word` cannot reach the container as one argument through quadlet and `ExecStart=`.
+fn lost_word(word: &str) -> Option<&'static str> {
+    match word {
+        "" => Some("is empty: quadlet would drop it and every argument after it"),
+        ";" => Some("is a lone `;`, which systemd would take for a command separator"),
+        _ => None,
+    }
 }
 
 fn push_err(
