@@ -334,7 +334,12 @@ fn check_one(m: &Manifest, path: &std::path::Path, paths: &Paths) -> Vec<InputEr
         .map(|v| v.target.as_str())
         .chain(m.config.iter().map(|f| f.target.as_str()));
     for t in mounts.chain(c.tmpfs.iter().map(|t| t.as_str())) {
-        if !targets.insert(t.trim_end_matches('/')) {
+        // `/data`, `/data/`, `//data` and `/data/.` are one mount point to podman
+        let clean: Vec<&str> = t
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
+        if !targets.insert(clean) {
             err("[container] volumes", format!("`{t}` is mounted twice"));
         }
     }
