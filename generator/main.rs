@@ -29,7 +29,9 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let log = Logger::new("archy-generator", !args.dry_run);
+    // ARCHY_LOG=stderr keeps test and benchmark runs out of the kernel log
+    let kmsg = !args.dry_run && std::env::var("ARCHY_LOG").as_deref() != Ok("stderr");
+    let log = Logger::new("archy-generator", kmsg);
     match run(&args, &log) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -51,7 +53,7 @@ fn run(args: &Args, log: &Logger) -> anyhow::Result<()> {
         archy_root: paths.root().map(|r| r.display().to_string()),
         hook: archy::hook_binary(),
     };
-    let (node, _) = generate::load_catalog(&paths);
+    let (node, catalog) = generate::load_catalog(&paths);
     let user = generate::configured_user(&paths, &node);
     if !generate::is_current_user(user.as_deref()) {
         if args.dry_run {
@@ -63,7 +65,7 @@ fn run(args: &Args, log: &Logger) -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    let rendered = generate::render(&paths, &ctx);
+    let rendered = generate::render_loaded(&node, &catalog, &ctx);
     for p in &rendered.problems {
         log.error(p);
     }
@@ -81,9 +83,7 @@ fn run(args: &Args, log: &Logger) -> anyhow::Result<()> {
         );
     }
     let run = generate::run_quadlet(&quadlet, &src, Some(out))?;
-    for line in run.stderr.lines().filter(|l| !l.trim().is_empty()) {
-        log.warn(&format!("quadlet: {line}"));
-    }
+    log_quadlet(&run.stderr, log);
     Ok(())
 }
 
@@ -101,9 +101,7 @@ fn dry_run(
         }
         let run = generate::run_quadlet(quadlet, dir.path(), None)?;
         out.push_str(&run.stdout);
-        for line in run.stderr.lines().filter(|l| !l.trim().is_empty()) {
-            log.warn(&format!("quadlet: {line}"));
-        }
+        log_quadlet(&run.stderr, log);
     } else {
         log.warn(&format!(
             "quadlet not found at {}: showing the Quadlet sources it would convert into services",
@@ -126,4 +124,13 @@ fn dry_run(
     std::io::stdout()
         .write_all(out.as_bytes())
         .context("writing to stdout")
+}
+
+/// Passes on what quadlet said, minus its per-file progress lines.
+fn log_quadlet(stderr: &str, log: &Logger) {
+    for line in stderr.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if !line.contains("Loading source unit file") {
+            log.warn(&format!("quadlet: {line}"));
+        }
+    }
 }

@@ -77,8 +77,18 @@ pub fn is_current_user(wanted: Option<&str>) -> bool {
 /// Renders everything for `paths` with `ctx`.
 pub fn render(paths: &Paths, ctx: &Context) -> Rendered {
     let (node, catalog) = load_catalog(paths);
+    render_loaded(&node, &catalog, ctx)
+}
+
+/// Renders an already loaded catalog (with defaults where node.toml is broken: its apps are all
+/// held back as invalid then, so the defaults shape nothing that runs).
+pub fn render_loaded(
+    node: &Result<NodeSettings, InputError>,
+    catalog: &Catalog,
+    ctx: &Context,
+) -> Rendered {
     let defaults = NodeSettings::default();
-    render::render_all(node.as_ref().unwrap_or(&defaults), &catalog, ctx)
+    render::render_all(node.as_ref().unwrap_or(&defaults), catalog, ctx)
 }
 
 /// Writes the rendered files under `out` (the generator's normal dir).

@@ -1,0 +1,59 @@
+# The project's interface. `make test` is what CI runs.
+PREFIX     ?= /usr
+DESTDIR    ?=
+LIBEXECDIR ?= $(PREFIX)/libexec/archipelago
+# systemd looks for user generators and units below /usr/lib or /usr/local/lib
+SYSTEMDDIR ?= $(PREFIX)/lib/systemd
+# The manifest, template and settings paths are a contract (archy-app.toml(5)), not PREFIX-relative.
+DATADIR    := /usr/share/archipelago
+SYSCONFDIR := /etc/archipelago
+CARGO      ?= cargo
+export ARCHY_LIBEXECDIR := $(LIBEXECDIR)
+
+.PHONY: all build test unit-test e2e bench demo install clean
+
+all: build
+
+build:
+	$(CARGO) build --release --locked
+
+## the whole suite: unit and fixture tests, then the end-to-end scenarios on real systemd + podman
+test: unit-test e2e
+
+unit-test:
+	$(CARGO) test --locked
+
+## end-to-end scenarios in a Debian 13 root with systemd --user and rootless podman (needs root)
+e2e: build
+	rm -rf target/e2e-stage
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/target/e2e-stage PREFIX=/usr
+	ARCHY_STAGE=$(CURDIR)/target/e2e-stage tests/e2e/run.sh
+
+## the README's demo: boots the test bed, brings up bitcoin-core, bitcoin-ui and lnd, heals a kill
+demo: build
+	rm -rf target/e2e-stage
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/target/e2e-stage PREFIX=/usr
+	ARCHY_STAGE=$(CURDIR)/target/e2e-stage tests/e2e/demo.sh
+
+bench: build
+	$(CARGO) bench --locked --bench generator
+
+install: build
+	install -Dm755 target/release/archy-generator $(DESTDIR)$(SYSTEMDDIR)/user-generators/archy-generator
+	install -Dm755 target/release/archy-hook $(DESTDIR)$(LIBEXECDIR)/archy-hook
+	install -d $(DESTDIR)$(PREFIX)/bin
+	ln -sf $(LIBEXECDIR)/archy-hook $(DESTDIR)$(PREFIX)/bin/archy-hook
+	install -d $(DESTDIR)$(SYSTEMDDIR)/user
+	for u in units/*.path units/*.service units/*.target; do \
+	  [ -e "$$u" ] && install -m644 "$$u" $(DESTDIR)$(SYSTEMDDIR)/user/ || true; done
+	install -d $(DESTDIR)$(DATADIR)/apps $(DESTDIR)$(SYSCONFDIR)/apps
+	install -m644 catalog/apps/*.toml $(DESTDIR)$(DATADIR)/apps/
+	for d in catalog/templates/*/; do \
+	  install -d $(DESTDIR)$(DATADIR)/templates/$$(basename $$d) && \
+	  install -m644 $$d* $(DESTDIR)$(DATADIR)/templates/$$(basename $$d)/; done
+	install -Dm644 packaging/sysusers.d/archy.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/archy.conf
+	install -Dm644 packaging/tmpfiles.d/archy.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/archy.conf
+	[ -e $(DESTDIR)$(SYSCONFDIR)/node.toml ] || install -Dm644 packaging/node.toml $(DESTDIR)$(SYSCONFDIR)/node.toml
+
+clean:
+	$(CARGO) clean
