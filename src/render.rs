@@ -40,7 +40,11 @@ pub struct Rendered {
 pub fn render_all(node: &NodeSettings, catalog: &Catalog, ctx: &Context) -> Rendered {
     let mut out = Rendered::default();
     for e in catalog.invalid.values().flat_map(|a| &a.errors) {
-        out.problems.push(e.to_string());
+        // a broken node.toml is an error of every app: say it once
+        let line = e.to_string();
+        if !out.problems.contains(&line) {
+            out.problems.push(line);
+        }
     }
     let network = network_file().to_text().expect("static text");
     out.sources.push((NETWORK_FILE.to_string(), network));
