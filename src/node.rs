@@ -137,8 +137,12 @@ impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let units = [(40, "T"), (30, "G"), (20, "M"), (10, "K")];
         for (shift, unit) in units {
-            if self.0 >= 1 << shift && self.0 % (1 << shift) == 0 {
-                return write!(f, "{}{unit}", self.0 >> shift);
+            if self.0 >= 1 << shift {
+                return if self.0 % (1 << shift) == 0 {
+                    write!(f, "{}{unit}", self.0 >> shift)
+                } else {
+                    write!(f, "{:.1}{unit}", self.0 as f64 / (1u64 << shift) as f64)
+                };
             }
         }
         write!(f, "{}", self.0)
@@ -158,6 +162,7 @@ mod tests {
         assert!(s("ten").is_err());
         assert!(s("99999999999T").is_err());
         assert_eq!(s("2G").unwrap().to_string(), "2G");
+        assert_eq!(ByteSize(3 << 29).to_string(), "1.5G");
     }
 
     #[test]

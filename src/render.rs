@@ -162,7 +162,8 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
     let ct = u.section("Container");
     ct.set("ContainerName", format!("archy-{id}"));
     ct.set("Image", m.image.reference.as_str());
-    ct.set("Pull", m.image.pull.as_str());
+    // `archy-hook ensure-image` builds or pulls (from allowed registries only) before the start
+    ct.set("Pull", "never");
     match c.network {
         NetworkMode::Archy => {
             ct.set("Network", NETWORK_FILE);
@@ -269,6 +270,10 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
         .collect();
     dirs.sort();
     dirs.dedup();
+    if c.volumes.iter().any(|v| v.from == VolumeSource::Data) {
+        // a condition, not a start step: a full disk leaves the unit stopped, not crash-looping
+        sv.set("ExecCondition", format!("{} preflight {id}", ctx.hook));
+    }
     if !dirs.is_empty() {
         sv.set("ExecStartPre", format!("mkdir -p {}", dirs.join(" ")));
     }
@@ -278,6 +283,7 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
     if !m.config.is_empty() {
         sv.set("ExecStartPre", format!("{} render {id}", ctx.hook));
     }
+    sv.set("ExecStartPre", format!("{} ensure-image {id}", ctx.hook));
     u
 }
 
