@@ -9,6 +9,8 @@ pub fn available(path: &Path) -> io::Result<u64> {
     let mut p = path;
     loop {
         match nix::sys::statvfs::statvfs(p) {
+            // fsblkcnt_t and c_ulong are narrower than u64 on 32-bit targets
+            #[allow(clippy::unnecessary_cast)]
             Ok(s) => return Ok(s.blocks_available() as u64 * s.fragment_size() as u64),
             Err(nix::errno::Errno::ENOENT) => match p.parent() {
                 Some(parent) => p = parent,
