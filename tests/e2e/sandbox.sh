@@ -15,6 +15,7 @@
 #                    before the user manager starts, so its generators run at startup
 #   ARCHY_E2E_MIRROR Debian mirror for debootstrap (default: debootstrap's own)
 #   ARCHY_E2E_QUIET  if set, no journal dump when SCRIPT fails
+#   ARCHY_E2E_HOSTNET if set, share the host's network namespace instead of a private one
 #   ARCHY_E2E_*      passed through to SCRIPT
 #
 # Inside, SCRIPT finds: the repo read-only at /src; `as_node CMD...` (run as the user, in a login-
@@ -28,6 +29,9 @@
 # - crun refuses hybrid cgroups: mount a pure cgroup2 at /sys/fs/cgroup, and unshare the cgroup
 #   namespace (-C) so /proc/self/cgroup shows "/" for the v1 hierarchies podman would follow.
 # - cgroup2 here may have no pids controller: containers.conf pids_limit = 0.
+# - podman picks its defaults by whether PID 1 is named "systemd"; here it is not, and podman
+#   would fall back to cgroupfs, k8s-file logs (nothing in the journal) and file events.
+#   containers.conf pins what a systemd host gets: systemd, journald, journald.
 # - rootless podman healthchecks run as transient systemd timers over the user's D-Bus: start
 #   dbus.socket and export DBUS_SESSION_BUS_ADDRESS; as uid 0 podman would ask the system manager.
 # - netavark starts aardvark-dns (container name resolution) with `systemd-run --user --scope`,
@@ -44,6 +48,10 @@
 # - no systemd-tmpfiles has run: /var/log/journal must exist and be setgid systemd-journal, or
 #   'journalctl --user' reads nothing (volatile journals are not split per user).
 # - podman's storage cannot live on overlayfs: the user's home is a fresh host directory.
+# - each sandbox has its own network namespace, so published ports (127.0.0.1:8081, ...) cannot
+#   collide with the host's or another sandbox's. pasta (rootless networking) needs an interface
+#   with a default route to copy: a veth pair (the kernel may lack `dummy`) with a private address
+#   and a gateway that does not exist. Nothing outside is reachable: a registry pull fails.
 # - libpam-systemd fails to configure in debootstrap until dbus is installed: apt-get -f install.
 set -euo pipefail
 
@@ -54,7 +62,7 @@ ROOT=$CACHE/trixie
 MARKER=.archy-e2e-recipe
 
 PACKAGES=(podman systemd crun dbus dbus-user-session uidmap catatonit netavark aardvark-dns passt
-  busybox-static nftables util-linux procps bats nginx-light curl ca-certificates)
+  busybox-static nftables util-linux procps bats nginx-light curl ca-certificates iproute2)
 
 log() { printf '[sandbox] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -81,7 +89,15 @@ in_root bash -c 'id node >/dev/null 2>&1 || useradd -m -u 1000 -s /bin/bash -G s
   grep -q ^node: /etc/subgid || echo node:100000:65536 >>/etc/subgid
   [ -s /etc/machine-id ] || systemd-machine-id-setup'
 mkdir -p "$r/etc/containers"
-printf '[containers]\npids_limit = 0\n' >"$r/etc/containers/containers.conf"
+cat >"$r/etc/containers/containers.conf" <<'CONF'
+# archy e2e test bed: see sandbox.sh
+[containers]
+pids_limit = 0
+log_driver = "journald"
+[engine]
+cgroup_manager = "systemd"
+events_logger = "journald"
+CONF
 PROVISION
 }
 
@@ -148,9 +164,10 @@ run() {
   for v in $(compgen -e); do case $v in ARCHY_E2E_*) envs+=("$v=${!v}") ;; esac; done
   boot_script >"$t/boot.sh"
   local rc=0
+  local netns=-n; [ -z "${ARCHY_E2E_HOSTNET:-}" ] || netns=
   env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM="${TERM:-dumb}" T0="$t0" STAGE="${ARCHY_STAGE:-}" \
-    SRC="$REPO" IMAGES="$CACHE/images" INNER="$inner" \
-    unshare -C -m -p -f --mount-proc --kill-child \
+    SRC="$REPO" IMAGES="$CACHE/images" INNER="$inner" HOSTNET="${ARCHY_E2E_HOSTNET:-}" \
+    unshare -C -m $netns -p -f --mount-proc --kill-child \
     bash "$t/boot.sh" "$ROOT" "$t" "${envs[@]}" -- "$@" || rc=$?
   log "total $(since "$t0") (rc=$rc)"
   return "$rc"
@@ -204,6 +221,13 @@ chown -R 1000:1000 "$R/sys/fs/cgroup/$CG" "$R/sys/fs/cgroup/$US/session-1.scope"
 chown 1000:1000 "$R/sys/fs/cgroup/$US/cgroup.procs"
 cd "$R"; pivot_root . .oldroot; umount -l /.oldroot; rmdir /.oldroot
 mount --make-rshared /
+if [ -z "$HOSTNET" ]; then
+  ip link set lo up
+  ip link add eth0 type veth peer name uplink0
+  ip addr add 10.0.2.15/24 dev eth0
+  ip link set eth0 up; ip link set uplink0 up
+  ip route add default via 10.0.2.2
+fi
 # what a package's postinst does with its sysusers.d/tmpfiles.d files
 [ ${#sysusers[@]} = 0 ] || systemd-sysusers "${sysusers[@]}"
 [ ${#tmpfiles[@]} = 0 ] || systemd-tmpfiles --create "${tmpfiles[@]}"

@@ -44,7 +44,8 @@ add_bin() {
   local rootfs=$1 bin=$2 dest=$3 lib
   install -D -m 755 "$bin" "$rootfs$dest"
   for lib in $(ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
-    [ -e "$rootfs$lib" ] || install -D -m 644 "$(readlink -f "$lib")" "$rootfs$lib"
+    # cp keeps the mode: the loader must stay executable
+    [ -e "$rootfs$lib" ] || { mkdir -p "$rootfs${lib%/*}"; cp -L "$lib" "$rootfs$lib"; }
   done
 }
 

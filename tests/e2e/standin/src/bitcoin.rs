@@ -364,6 +364,11 @@ pub fn bitcoind(argv: &[String]) -> i32 {
         println!("Bitcoin Core daemon version v{VERSION} (archy e2e stand-in)");
         return 0;
     }
+    if let Some(p) = args.positional.first() {
+        // e.g. "bitcoind bitcoind -conf=..." when an entrypoint already names the program
+        log!("Error: Command line contains unexpected token '{p}', see bitcoind -h for a list of options.");
+        return 1;
+    }
     let st = match Settings::load(&args) {
         Ok(s) => s,
         Err(e) => {
