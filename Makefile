@@ -45,7 +45,9 @@ install: build
 	ln -sf $(LIBEXECDIR)/archy-hook $(DESTDIR)$(PREFIX)/bin/archy-hook
 	install -d $(DESTDIR)$(SYSTEMDDIR)/user
 	for u in units/*.path units/*.service units/*.target; do \
-	  [ -e "$$u" ] && install -m644 "$$u" $(DESTDIR)$(SYSTEMDDIR)/user/ || true; done
+	  [ -e "$$u" ] || continue; \
+	  sed 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' "$$u" >$(DESTDIR)$(SYSTEMDDIR)/user/$${u##*/}; \
+	  chmod 644 $(DESTDIR)$(SYSTEMDDIR)/user/$${u##*/}; done
 	install -d $(DESTDIR)$(DATADIR)/apps $(DESTDIR)$(SYSCONFDIR)/apps
 	install -m644 catalog/apps/*.toml $(DESTDIR)$(DATADIR)/apps/
 	for d in catalog/templates/*/; do \

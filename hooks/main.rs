@@ -40,6 +40,21 @@ enum Cmd {
     /// Exit 1 (the unit is then not started, and not restarted in a loop) when free space under
     /// the app's data dir is below its disk reserve.
     Preflight { id: String },
+    /// Replace a secret (e.g. bitcoind-rpc) with a new one. archy-secret@<name>.path then
+    /// re-renders and restarts the apps that use it.
+    Rotate {
+        /// The secret's name, as apps declare it under [secrets].
+        name: String,
+    },
+    /// Apply a changed secret: re-render the configs of the apps that declare it and restart the
+    /// running ones (run by archy-secret@<name>.service).
+    SecretChanged { name: String },
+    /// A table of apps: unit state, health, active since, restarts, last error.
+    Status {
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -49,11 +64,15 @@ fn main() -> ExitCode {
         Cmd::Render { id } => ("render", id.clone(), render(&id)),
         Cmd::EnsureImage { id } => ("ensure-image", id.clone(), ensure_image(&id)),
         Cmd::Preflight { id } => ("preflight", id.clone(), preflight(&id)),
+        Cmd::Rotate { name } => ("rotate", String::new(), rotate(&name)),
+        Cmd::SecretChanged { name } => ("secret-changed", String::new(), secret_changed(&name)),
+        Cmd::Status { json } => ("status", String::new(), status(json)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            HookLog::new(hook, Some(&id)).error(&format!("{e:#}"));
+            let app = (!id.is_empty()).then_some(id.as_str());
+            HookLog::new(hook, app).error(&format!("{e:#}"));
             ExitCode::FAILURE
         }
     }
@@ -217,4 +236,149 @@ fn preflight(id: &str) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The kind of secret `name` and the valid apps declaring it.
+fn secret_users(
+    name: &str,
+) -> anyhow::Result<(
+    Paths,
+    NodeSettings,
+    archy::manifest::SecretKind,
+    Vec<ValidApp>,
+)> {
+    let paths = Paths::from_env();
+    let (node, catalog) = generate::load_catalog(&paths);
+    let node = node?;
+    let users: Vec<ValidApp> = catalog
+        .valid
+        .into_values()
+        .filter(|a| a.manifest.secrets.keys().any(|k| k.as_str() == name))
+        .collect();
+    let Some(kind) = users
+        .first()
+        .and_then(|a| a.manifest.secrets.iter().find(|(k, _)| k.as_str() == name))
+        .map(|(_, k)| *k)
+    else {
+        bail!("no app declares a secret named `{name}`");
+    };
+    Ok((paths, node, kind, users))
+}
+
+fn rotate(name: &str) -> anyhow::Result<()> {
+    let (_, _, kind, users) = secret_users(name)?;
+    let state = state()?;
+    archy::secrets::rotate(&state, name, kind)
+        .with_context(|| format!("rotating secret `{name}`"))?;
+    let ids: Vec<&str> = users.iter().map(|a| a.manifest.id()).collect();
+    HookLog::new("rotate", None).notice(&format!(
+        "rotated secret `{name}`; archy-secret@{name}.path applies it to: {}",
+        ids.join(" ")
+    ));
+    Ok(())
+}
+
+fn secret_changed(name: &str) -> anyhow::Result<()> {
+    let state = state()?;
+    let log = HookLog::new("secret-changed", None);
+    let Some(secret) = archy::secrets::read(&state, name)? else {
+        return Ok(());
+    };
+    if archy::secrets::is_applied(&state, name, &secret) {
+        return Ok(());
+    }
+    let (paths, node, _, users) = secret_users(name)?;
+    for app in users.iter().filter(|a| !a.manifest.config.is_empty()) {
+        archy::config::render(&paths, &state, &app.manifest, &node)
+            .with_context(|| format!("re-rendering {}", app.manifest.id()))?;
+    }
+    let units: Vec<String> = users
+        .iter()
+        .map(|a| format!("archy-{}.service", a.manifest.id()))
+        .collect();
+    // try-restart: running units restart in one transaction (ordered by their After=); stopped
+    // ones stay stopped and read the new secret when they start
+    if !archy::systemctl::run("try-restart", &units)? {
+        bail!("systemctl --user try-restart {} failed", units.join(" "));
+    }
+    archy::secrets::mark_applied(&state, name, &secret)?;
+    log.notice(&format!(
+        "applied secret `{name}`: restarted {}",
+        units.join(" ")
+    ));
+    Ok(())
+}
+
+fn status(json: bool) -> anyhow::Result<()> {
+    let paths = Paths::from_env();
+    let (_, catalog) = generate::load_catalog(&paths);
+    let ids: Vec<String> = catalog.ids().into_iter().map(str::to_string).collect();
+    let units: Vec<String> = ids.iter().map(|id| format!("archy-{id}.service")).collect();
+    let props = [
+        "Id",
+        "ActiveState",
+        "SubState",
+        "ActiveEnterTimestamp",
+        "NRestarts",
+        "LoadState",
+    ];
+    let shown = archy::systemctl::show(&units, &props).context("running systemctl --user show")?;
+    let mut rows = Vec::new();
+    for (id, unit) in ids.iter().zip(&units) {
+        let p = shown.iter().find(|m| m.get("Id") == Some(unit));
+        let get = |k: &str| p.and_then(|m| m.get(k)).cloned().unwrap_or_default();
+        let invalid = catalog.invalid.get(id.as_str());
+        let health = if get("ActiveState") == "active" {
+            podman::health(&format!("archy-{id}")).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let error = match invalid {
+            Some(bad) => bad.errors.first().map(|e| e.to_string()),
+            None => archy::systemctl::last_error(unit),
+        };
+        rows.push(StatusRow {
+            app: id.clone(),
+            state: format!("{}/{}", get("ActiveState"), get("SubState")),
+            health,
+            since: get("ActiveEnterTimestamp"),
+            restarts: get("NRestarts").parse().ok(),
+            manifest: if invalid.is_some() { "invalid" } else { "ok" },
+            error: error.unwrap_or_default(),
+        });
+    }
+    if json {
+        for r in &rows {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    } else {
+        println!(
+            "{:<18} {:<20} {:<10} {:<8} {:<9} {:<30} LAST ERROR",
+            "APP", "STATE", "HEALTH", "RESTARTS", "MANIFEST", "SINCE"
+        );
+        for r in &rows {
+            println!(
+                "{:<18} {:<20} {:<10} {:<8} {:<9} {:<30} {}",
+                r.app,
+                r.state,
+                r.health,
+                r.restarts.map(|n| n.to_string()).unwrap_or_default(),
+                r.manifest,
+                r.since,
+                r.error
+            );
+        }
+    }
+    Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct StatusRow {
+    app: String,
+    state: String,
+    health: String,
+    since: String,
+    restarts: Option<u64>,
+    manifest: &'static str,
+    error: String,
 }

@@ -21,6 +21,7 @@ pub mod paths;
 pub mod podman;
 pub mod render;
 pub mod secrets;
+pub mod systemctl;
 pub mod text;
 pub mod unit;
 

@@ -67,8 +67,20 @@ pub fn render_all(node: &NodeSettings, catalog: &Catalog, ctx: &Context) -> Rend
         push_invalid(&mut out, app, stem, ctx);
     }
     out.target_wants.sort();
-    out.units
-        .push((TARGET.to_string(), target_file(&out.target_wants)));
+    // a watcher per secret the running apps use, so a rotation reaches them (units/archy-secret@)
+    let secrets: std::collections::BTreeSet<&str> = catalog
+        .valid
+        .values()
+        .filter(|a| a.in_target)
+        .flat_map(|a| a.manifest.secrets.keys().map(|k| k.as_str()))
+        .collect();
+    let mut wants: Vec<String> = out
+        .target_wants
+        .iter()
+        .map(|id| format!("archy-{id}.service"))
+        .collect();
+    wants.extend(secrets.iter().map(|s| format!("archy-secret@{s}.path")));
+    out.units.push((TARGET.to_string(), target_file(&wants)));
     // file names and parser messages (an unknown key is quoted as written) may hold line breaks
     for p in &mut out.problems {
         *p = one_line(p);
@@ -339,8 +351,8 @@ fn target_file(wants: &[String]) -> String {
     let unit = u.section("Unit");
     unit.set("Description", "archy: the node's apps");
     unit.set("Documentation", "man:archy-generator(8)");
-    for id in wants {
-        unit.set("Wants", format!("archy-{id}.service"));
+    for w in wants {
+        unit.set("Wants", w.as_str());
     }
     u.to_text().expect("ids are safe")
 }

@@ -105,13 +105,45 @@ pub fn write(state: &Path, name: &str, secret: &Secret) -> io::Result<()> {
     Ok(())
 }
 
-/// Creates the secret if it does not exist. Returns whether it was created.
+/// Creates the secret if it does not exist. Returns whether it was created. A new secret counts
+/// as applied: nothing runs with an older one.
 pub fn ensure(state: &Path, name: &str, kind: SecretKind) -> io::Result<bool> {
     if read(state, name)?.is_some() {
         return Ok(false);
     }
-    write(state, name, &generate(kind)?)?;
+    let secret = generate(kind)?;
+    write(state, name, &secret)?;
+    mark_applied(state, name, &secret)?;
     Ok(true)
+}
+
+/// Replaces the secret with a new one of `kind`. The apps using it pick it up when the change is
+/// applied (`archy-secret@<name>.path` does that).
+pub fn rotate(state: &Path, name: &str, kind: SecretKind) -> io::Result<()> {
+    write(state, name, &generate(kind)?)
+}
+
+/// A digest of the secret's password, safe to store beside it: which version was last applied.
+fn fingerprint(secret: &Secret) -> String {
+    use sha2::Digest;
+    let password = secret.fields.get("password").map_or("", String::as_str);
+    hex(&Sha256::digest(password.as_bytes()))
+}
+
+const APPLIED: &str = ".applied";
+
+/// Records that the apps using the secret now run with this version of it.
+pub fn mark_applied(state: &Path, name: &str, secret: &Secret) -> io::Result<()> {
+    atomic::write(
+        &dir(state, name).join(APPLIED),
+        fingerprint(secret).as_bytes(),
+        0o600,
+    )
+}
+
+/// Whether this version of the secret was already applied.
+pub fn is_applied(state: &Path, name: &str, secret: &Secret) -> bool {
+    fs::read_to_string(dir(state, name).join(APPLIED)).is_ok_and(|f| f == fingerprint(secret))
 }
 
 /// Creates `path` and its parents with mode 0700 (parents that exist are left as they are).
@@ -157,5 +189,22 @@ mod tests {
             assert_eq!(m.permissions().mode() & 0o777, 0o600);
         }
         assert!(!format!("{first:?}").contains(pw.as_str()));
+    }
+
+    #[test]
+    fn rotation_changes_the_password_and_is_not_applied_until_marked() {
+        let state = tempfile::tempdir().unwrap();
+        ensure(state.path(), "rpc", SecretKind::Rpcauth).unwrap();
+        let old = read(state.path(), "rpc").unwrap().unwrap();
+        assert!(is_applied(state.path(), "rpc", &old));
+        rotate(state.path(), "rpc", SecretKind::Rpcauth).unwrap();
+        let new = read(state.path(), "rpc").unwrap().unwrap();
+        assert_ne!(old.fields["password"], new.fields["password"]);
+        assert_ne!(old.fields["rpcauth"], new.fields["rpcauth"]);
+        assert!(!is_applied(state.path(), "rpc", &new));
+        mark_applied(state.path(), "rpc", &new).unwrap();
+        assert!(is_applied(state.path(), "rpc", &new));
+        let marker = fs::read_to_string(dir(state.path(), "rpc").join(APPLIED)).unwrap();
+        assert!(!marker.contains(new.fields["password"].as_str()));
     }
 }
