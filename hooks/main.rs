@@ -49,6 +49,15 @@ enum Cmd {
     /// Apply a changed secret: re-render the configs of the apps that declare it and restart the
     /// running ones (run by archy-secret@<name>.service).
     SecretChanged { name: String },
+    /// Apply changed manifests: stop removed apps (keeping their data), reload, start new ones,
+    /// restart exactly the changed ones; repeat until nothing changed meanwhile. Run by
+    /// archy-reconcile.service.
+    Reconcile,
+    /// For package managers (as root): have the node user's manager apply the manifests now.
+    /// Does nothing harmful when that manager is not running: it applies them at its next start.
+    PostInstall,
+    /// For package managers (as root), before an app's manifest is removed: stop the app.
+    PreRemove { id: String },
     /// A table of apps: unit state, health, active since, restarts, last error.
     Status {
         /// One JSON object per line instead of a table.
@@ -67,6 +76,9 @@ fn main() -> ExitCode {
         Cmd::Rotate { name } => ("rotate", String::new(), rotate(&name)),
         Cmd::SecretChanged { name } => ("secret-changed", String::new(), secret_changed(&name)),
         Cmd::Status { json } => ("status", String::new(), status(json)),
+        Cmd::Reconcile => ("reconcile", String::new(), reconcile()),
+        Cmd::PostInstall => ("post-install", String::new(), post_install()),
+        Cmd::PreRemove { id } => ("pre-remove", id.clone(), pre_remove(&id)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -381,4 +393,51 @@ struct StatusRow {
     restarts: Option<u64>,
     manifest: &'static str,
     error: String,
+}
+
+fn reconcile() -> anyhow::Result<()> {
+    let log = HookLog::new("reconcile", None);
+    let start = std::time::Instant::now();
+    let s = archy::reconcile::reconcile(&Paths::from_env(), &log)?;
+    log.info(&format!(
+        "reconciled in {} pass(es), {} ms: stopped [{}], restarted [{}], migrated {}",
+        s.passes,
+        start.elapsed().as_millis(),
+        s.stopped.iter().cloned().collect::<Vec<_>>().join(" "),
+        s.restarted.iter().cloned().collect::<Vec<_>>().join(" "),
+        s.migrated.len()
+    ));
+    Ok(())
+}
+
+fn post_install() -> anyhow::Result<()> {
+    let log = HookLog::new("post-install", None);
+    let user = archy::reconcile::node_user(&Paths::from_env())?;
+    match archy::reconcile::user_systemctl(&user, &["start", "archy-reconcile.service"])? {
+        None => log.notice(&format!(
+            "the systemd user manager of {} is not running: manifests apply at its next start",
+            user.name
+        )),
+        Some(true) => log.info(&format!("applied manifests in {}'s manager", user.name)),
+        Some(false) => bail!("archy-reconcile.service failed in {}'s manager (see journalctl --user -u archy-reconcile)", user.name),
+    }
+    Ok(())
+}
+
+fn pre_remove(id: &str) -> anyhow::Result<()> {
+    if !archy::text::is_id(id) {
+        bail!("`{id}` is not an app id");
+    }
+    let log = HookLog::new("pre-remove", Some(id));
+    let user = archy::reconcile::node_user(&Paths::from_env())?;
+    let unit = format!("archy-{id}.service");
+    match archy::reconcile::user_systemctl(&user, &["stop", &unit])? {
+        None => log.notice(&format!(
+            "the systemd user manager of {} is not running: nothing to stop",
+            user.name
+        )),
+        Some(true) => log.info(&format!("stopped {unit}; its data is kept")),
+        Some(false) => bail!("stopping {unit} failed"),
+    }
+    Ok(())
 }

@@ -38,6 +38,8 @@ pub struct ValidApp {
     pub conflicts: Vec<String>,
     /// Whether `archy.target` wants this app.
     pub in_target: bool,
+    /// Set when this is the last-known-good definition, kept because the manifest is invalid now.
+    pub stale: Option<InputError>,
 }
 
 #[derive(Debug, Clone)]
@@ -71,8 +73,12 @@ pub fn resolve(node: &NodeSettings, paths: &Paths, loaded: Vec<Loaded>) -> Catal
     let mut errors: BTreeMap<String, Vec<InputError>> = BTreeMap::new();
     let mut manifests: BTreeMap<String, (Manifest, PathBuf)> = BTreeMap::new();
     let mut sources: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut stale: BTreeMap<String, InputError> = BTreeMap::new();
     for l in loaded {
         sources.insert(l.stem.clone(), l.path.clone());
+        if let Some(e) = l.stale {
+            stale.insert(l.stem.clone(), e);
+        }
         match l.manifest {
             Ok(m) => {
                 let own = check_one(&m, &l.path, paths);
@@ -263,6 +269,7 @@ pub fn resolve(node: &NodeSettings, paths: &Paths, loaded: Vec<Loaded>) -> Catal
             continue;
         }
         let (wants, after, conflicts) = edges.remove(&id).unwrap_or_default();
+        let stale = stale.remove(&id);
         catalog.valid.insert(
             id,
             ValidApp {
@@ -272,6 +279,7 @@ pub fn resolve(node: &NodeSettings, paths: &Paths, loaded: Vec<Loaded>) -> Catal
                 after,
                 conflicts,
                 in_target: false,
+                stale,
             },
         );
     }

@@ -28,7 +28,7 @@ pub fn load_catalog(paths: &Paths) -> (Result<NodeSettings, InputError>, Catalog
     let node = load::read_node(paths);
     let loaded = load::load_all(paths);
     let catalog = match &node {
-        Ok(node) => catalog::resolve(node, paths, loaded),
+        Ok(node) => resolve_with_last_good(node, paths, loaded),
         Err(e) => {
             let mut c = Catalog::default();
             for l in loaded {
@@ -47,6 +47,40 @@ pub fn load_catalog(paths: &Paths) -> (Result<NodeSettings, InputError>, Catalog
         }
     };
     (node, catalog)
+}
+
+/// Resolves the app set; an app that comes out invalid but has a last-known-good manifest (see
+/// `archy-hook reconcile`) keeps that one, with the reason recorded, and the set is resolved again:
+/// a bad edit never stops or changes a running app.
+fn resolve_with_last_good(
+    node: &NodeSettings,
+    paths: &Paths,
+    mut loaded: Vec<load::Loaded>,
+) -> Catalog {
+    let first = catalog::resolve(node, paths, loaded.clone());
+    let Some(dir) = paths.last_good() else {
+        return first;
+    };
+    let mut fell_back = false;
+    for l in loaded.iter_mut() {
+        let Some(bad) = first.invalid.get(&l.stem) else {
+            continue;
+        };
+        let good = dir.join(format!("{}.toml", l.stem));
+        if !good.is_file() {
+            continue;
+        }
+        if let Ok(m) = load::read_manifest(&good, &l.stem) {
+            l.stale = bad.errors.first().cloned();
+            l.manifest = Ok(m);
+            fell_back = true;
+        }
+    }
+    if fell_back {
+        catalog::resolve(node, paths, loaded)
+    } else {
+        first
+    }
 }
 
 /// The service user named in node.toml, even when the rest of the file is broken.

@@ -19,6 +19,7 @@ pub mod manifest;
 pub mod node;
 pub mod paths;
 pub mod podman;
+pub mod reconcile;
 pub mod render;
 pub mod secrets;
 pub mod systemctl;

@@ -23,6 +23,9 @@ pub struct Loaded {
     pub stem: String,
     pub path: PathBuf,
     pub manifest: Result<Manifest, InputError>,
+    /// Set when `manifest` is the last-known-good copy because the file itself is invalid now:
+    /// the reason it is.
+    pub stale: Option<InputError>,
 }
 
 /// The files that make up the node's app set: admin files override vendor files of the same name,
@@ -63,6 +66,7 @@ pub fn load_all(paths: &Paths) -> Vec<Loaded> {
                 stem,
                 path,
                 manifest,
+                stale: None,
             }
         })
         .collect()

@@ -13,18 +13,32 @@ pub const BUILD_CONTEXTS: &str = "/usr/share/archipelago/build";
 #[derive(Debug, Clone, Default)]
 pub struct Paths {
     root: Option<PathBuf>,
+    /// Where last-known-good manifests are kept (not below the root: it is the user's state).
+    last_good: Option<PathBuf>,
 }
 
 impl Paths {
     pub fn new(root: Option<PathBuf>) -> Self {
         Self {
             root: root.filter(|r| !r.as_os_str().is_empty()),
+            last_good: None,
         }
     }
 
+    /// Falls back to last-known-good manifests from `dir` for apps whose manifest turned invalid.
+    pub fn with_last_good(mut self, dir: Option<PathBuf>) -> Self {
+        self.last_good = dir;
+        self
+    }
+
+    pub fn last_good(&self) -> Option<&Path> {
+        self.last_good.as_deref()
+    }
+
     /// Honours `$ARCHY_ROOT`.
+    /// Honours `$ARCHY_ROOT`, and uses the user's last-known-good manifests.
     pub fn from_env() -> Self {
-        Self::new(std::env::var_os("ARCHY_ROOT").map(PathBuf::from))
+        Self::new(std::env::var_os("ARCHY_ROOT").map(PathBuf::from)).with_last_good(last_good_dir())
     }
 
     pub fn root(&self) -> Option<&Path> {
@@ -66,8 +80,43 @@ pub fn state_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
+        .or_else(|| home().map(|h| h.join(".local/state")))?;
     Some(base.join("archipelago"))
+}
+
+/// `$HOME`, else the home directory in the password database (generators may run without HOME).
+pub fn home() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()?;
+            Some(user.dir)
+        })
+}
+
+/// `$XDG_CONFIG_HOME`, else `~/.config`.
+pub fn config_home() -> Option<PathBuf> {
+    std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| home().map(|h| h.join(".config")))
+}
+
+/// Where reconcile keeps each app's last manifest that was valid and applied:
+/// `<state>/last-good/<id>.toml`. The generator falls back to it when the manifest turns invalid.
+pub fn last_good_dir() -> Option<PathBuf> {
+    state_dir().map(|s| s.join("last-good"))
+}
+
+/// The user manager's generator output dir, where the running definitions are.
+pub fn generator_dir() -> Option<PathBuf> {
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", nix::unistd::getuid())));
+    Some(runtime.join("systemd/generator"))
 }
 
 #[cfg(test)]

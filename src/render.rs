@@ -49,6 +49,10 @@ pub fn render_all(node: &NodeSettings, catalog: &Catalog, ctx: &Context) -> Rend
     let network = network_file().to_text().expect("static text");
     out.sources.push((NETWORK_FILE.to_string(), network));
     for (id, app) in &catalog.valid {
+        if let Some(e) = &app.stale {
+            out.problems
+                .push(format!("{e} (app `{id}` keeps its last good definition)"));
+        }
         match container_file(node, app, ctx) {
             Ok(text) => {
                 out.sources.push((format!("archy-{id}.container"), text));
@@ -80,6 +84,8 @@ pub fn render_all(node: &NodeSettings, catalog: &Catalog, ctx: &Context) -> Rend
         .map(|id| format!("archy-{id}.service"))
         .collect();
     wants.extend(secrets.iter().map(|s| format!("archy-secret@{s}.path")));
+    // manifest changes are applied while the apps run (units/archy-reconcile.path)
+    wants.push("archy-reconcile.path".to_string());
     out.units.push((TARGET.to_string(), target_file(&wants)));
     // file names and parser messages (an unknown key is quoted as written) may hold line breaks
     for p in &mut out.problems {

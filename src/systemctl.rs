@@ -84,3 +84,17 @@ pub fn last_error(unit: &str) -> Option<String> {
         .to_string();
     (!line.is_empty()).then_some(line)
 }
+
+/// Like `run`, with `--no-block`: the jobs are queued and this returns at once.
+pub fn run_no_block(verb: &str, units: &[String]) -> std::io::Result<bool> {
+    if units.is_empty() {
+        return Ok(true);
+    }
+    Ok(systemctl()
+        .arg(verb)
+        .arg("--no-block")
+        .arg("--")
+        .args(units)
+        .status()?
+        .success())
+}

@@ -1,0 +1,301 @@
+//! Converging the running apps on the manifests, after they changed: what `archy-hook reconcile`
+//! (run by archy-reconcile.path) and the package-manager hooks do. systemd does the work; this
+//! decides what to ask of it: stop apps whose manifest is gone (before the reload that drops their
+//! unit, while their ExecStop still exists), reload, start what is new, restart exactly the apps
+//! whose definition changed, and repeat until the inputs stayed still during a whole pass.
+
+use crate::atomic;
+use crate::generate;
+use crate::journal::HookLog;
+use crate::paths::{self, Paths};
+use crate::systemctl;
+use anyhow::Context as _;
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Passes before reconcile gives up on inputs that keep changing (the next path event retries).
+const MAX_PASSES: usize = 20;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub passes: usize,
+    pub stopped: BTreeSet<String>,
+    pub restarted: BTreeSet<String>,
+    pub migrated: Vec<PathBuf>,
+}
+
+/// What identifies the state of every input the generator reads: name, size, mtime and inode of
+/// each file in the manifest dirs, and node.toml. A rename or an in-place edit changes it.
+pub fn fingerprint(paths: &Paths) -> Vec<(PathBuf, u64, i64, i64, u64)> {
+    let mut out = Vec::new();
+    let mut add = |p: PathBuf| {
+        if let Ok(m) = fs::metadata(&p) {
+            out.push((p, m.len(), m.mtime(), m.mtime_nsec(), m.ino()));
+        } else if fs::symlink_metadata(&p).is_ok() {
+            out.push((p, 0, 0, 0, 0));
+        }
+    };
+    for dir in [paths.vendor_apps(), paths.admin_apps()] {
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                add(e.path());
+            }
+        }
+    }
+    add(paths.node_toml());
+    out.sort();
+    out
+}
+
+/// An `archy-<id>.service` the manager has loaded from archy's generator output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppUnit {
+    pub id: String,
+    pub active: bool,
+}
+
+/// The app units the manager knows now: loaded from the generator dir, not archy's own units
+/// (`archy-network`, `archy-reconcile`, `archy-secret@…`).
+pub fn loaded_apps(generator_dir: &Path) -> anyhow::Result<Vec<AppUnit>> {
+    let shown = systemctl::show(
+        &["archy-*.service".to_string()],
+        &["Id", "ActiveState", "FragmentPath", "LoadState"],
+    )
+    .context("systemctl --user show")?;
+    Ok(shown
+        .into_iter()
+        .filter_map(|m| {
+            let id = m
+                .get("Id")?
+                .strip_prefix("archy-")?
+                .strip_suffix(".service")?
+                .to_string();
+            let from_generator = m
+                .get("FragmentPath")
+                .is_some_and(|f| Path::new(f).starts_with(generator_dir));
+            let known = crate::text::is_id(&id) && id != "network" && !id.contains('@');
+            let active = m
+                .get("ActiveState")
+                .is_some_and(|s| s != "inactive" && s != "failed");
+            (known && (from_generator || m.get("LoadState").is_some_and(|s| s == "not-found")))
+                .then_some(AppUnit { id, active })
+        })
+        .collect())
+}
+
+/// The digest label of the definition the generator produced for `id`.
+pub fn generated_digest(generator_dir: &Path, id: &str) -> Option<String> {
+    let text = fs::read_to_string(
+        generator_dir
+            .join(generate::SOURCE_DIR)
+            .join(format!("archy-{id}.container")),
+    )
+    .ok()?;
+    text.lines().find_map(|l| {
+        l.strip_prefix("Label=\"archy.digest=")?
+            .strip_suffix('"')
+            .map(str::to_string)
+    })
+}
+
+/// The digest label of the container running for `id`, if there is one.
+pub fn running_digest(id: &str) -> Option<String> {
+    let out = Command::new("podman")
+        .args([
+            "inspect",
+            "--type",
+            "container",
+            "--format",
+            "{{index .Config.Labels \"archy.digest\"}}",
+        ])
+        .arg(format!("archy-{id}"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Moves Quadlet files the old orchestrator left (`archy-*.container` in the user's Quadlet dir)
+/// aside, once: they would produce services with archy's names.
+pub fn migrate_legacy(log: &HookLog) -> Vec<PathBuf> {
+    let Some(dir) = paths::config_home().map(|c| c.join("containers/systemd")) else {
+        return Vec::new();
+    };
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut moved = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let legacy = name.starts_with("archy")
+            && [".container", ".network", ".volume", ".pod"]
+                .iter()
+                .any(|s| name.ends_with(s));
+        if !legacy {
+            continue;
+        }
+        // quadlet ignores files of other suffixes: renaming is enough, and keeps them for reference
+        let to = dir.join(format!("{name}.migrated-by-archy"));
+        match fs::rename(e.path(), &to) {
+            Ok(()) => {
+                log.notice(&format!(
+                    "moved the old orchestrator's {} aside to {}: archy generates {} itself now",
+                    e.path().display(),
+                    to.display(),
+                    name.rsplit_once('.').map_or(name.as_str(), |(b, _)| b)
+                ));
+                moved.push(to);
+            }
+            Err(err) => log.error(&format!(
+                "could not move {} aside: {err}",
+                e.path().display()
+            )),
+        }
+    }
+    moved
+}
+
+/// One reconcile, repeated until the inputs did not change during a pass.
+pub fn reconcile(paths: &Paths, log: &HookLog) -> anyhow::Result<Summary> {
+    let generator_dir = paths::generator_dir().context("no runtime dir")?;
+    let last_good = paths.last_good().map(Path::to_path_buf);
+    let mut summary = Summary::default();
+    loop {
+        summary.passes += 1;
+        let before = fingerprint(paths);
+        summary.migrated.extend(migrate_legacy(log));
+        let (_, catalog) = generate::load_catalog(paths);
+        let ids: BTreeSet<&str> = catalog.ids();
+
+        // stop removed apps while their units still carry podman's cleanup
+        let gone: Vec<AppUnit> = loaded_apps(&generator_dir)?
+            .into_iter()
+            .filter(|u| !ids.contains(u.id.as_str()))
+            .collect();
+        let units: Vec<String> = gone
+            .iter()
+            .map(|u| format!("archy-{}.service", u.id))
+            .collect();
+        if !units.is_empty() {
+            systemctl::run("stop", &units).context("stopping removed apps")?;
+            for u in &gone {
+                // the unit's ExecStopPost removes it; a container left by an older stop goes too
+                let _ = Command::new("podman")
+                    .args([
+                        "rm",
+                        "--force",
+                        "--ignore",
+                        "--volumes",
+                        &format!("archy-{}", u.id),
+                    ])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+                if let Some(d) = &last_good {
+                    let _ = fs::remove_file(d.join(format!("{}.toml", u.id)));
+                }
+                summary.stopped.insert(u.id.clone());
+            }
+            log.notice(&format!("stopped removed apps: {}", units.join(" ")));
+        }
+
+        if !systemctl::daemon_reload().context("daemon-reload")? {
+            anyhow::bail!("systemctl --user daemon-reload failed");
+        }
+        // new apps, and wanted apps that are down; active ones are left alone
+        systemctl::run_no_block("start", &[crate::render::TARGET.to_string()])
+            .context("starting archy.target")?;
+
+        let mut changed = Vec::new();
+        for (id, app) in &catalog.valid {
+            let Some(want) = generated_digest(&generator_dir, id) else {
+                continue;
+            };
+            if let Some(have) = running_digest(id) {
+                if have != want {
+                    changed.push(format!("archy-{id}.service"));
+                    summary.restarted.insert(id.clone());
+                }
+            }
+            if let (Some(dir), None) = (&last_good, &app.stale) {
+                record_last_good(dir, id, &app.source);
+            }
+        }
+        if !changed.is_empty() {
+            systemctl::run_no_block("try-restart", &changed).context("restarting changed apps")?;
+            log.notice(&format!("restarting changed apps: {}", changed.join(" ")));
+        }
+        for (id, app) in &catalog.valid {
+            if let Some(e) = &app.stale {
+                log.error(&format!(
+                    "{e} (app `{id}` keeps running its last good definition)"
+                ));
+            }
+        }
+        for app in catalog.invalid.values() {
+            for e in &app.errors {
+                log.error(&e.to_string());
+            }
+        }
+        if fingerprint(paths) == before || summary.passes >= MAX_PASSES {
+            return Ok(summary);
+        }
+    }
+}
+
+/// Keeps a copy of a valid manifest for the generator to fall back on.
+fn record_last_good(dir: &Path, id: &str, source: &Path) {
+    let Ok(text) = fs::read(source) else { return };
+    if crate::secrets::create_private_dir(dir).is_ok() {
+        let _ = atomic::write_if_changed(&dir.join(format!("{id}.toml")), &text, 0o600);
+    }
+}
+
+/// For package-manager hooks run as root: the node user's uid and gid from node.toml.
+pub fn node_user(paths: &Paths) -> anyhow::Result<nix::unistd::User> {
+    let node = crate::load::read_node(paths)?;
+    let name = node
+        .user
+        .map(|u| u.as_str().to_string())
+        .context("node.toml names no service user (`user = ...`)")?;
+    let user = match name.parse::<u32>() {
+        Ok(uid) => nix::unistd::User::from_uid(uid.into())?,
+        Err(_) => nix::unistd::User::from_name(&name)?,
+    };
+    user.with_context(|| format!("no such user `{name}`"))
+}
+
+/// Runs `systemctl --user ARGS` in the user's own manager, reached through its private socket
+/// (no system bus). Ok(None) when that manager is not running.
+pub fn user_systemctl(user: &nix::unistd::User, args: &[&str]) -> anyhow::Result<Option<bool>> {
+    let runtime = PathBuf::from(format!("/run/user/{}", user.uid));
+    if !runtime.join("systemd/private").exists() {
+        return Ok(None);
+    }
+    use std::os::unix::process::CommandExt;
+    let status = Command::new("systemctl")
+        .arg("--user")
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", &user.dir)
+        .env("USER", &user.name)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            format!("unix:path={}/bus", runtime.display()),
+        )
+        .uid(user.uid.as_raw())
+        .gid(user.gid.as_raw())
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .status()
+        .context("running systemctl --user as the node user")?;
+    Ok(Some(status.success()))
+}
