@@ -52,6 +52,8 @@
 #   collide with the host's or another sandbox's. pasta (rootless networking) needs an interface
 #   with a default route to copy: a veth pair (the kernel may lack `dummy`) with a private address
 #   and a gateway that does not exist. Nothing outside is reachable: a registry pull fails.
+#   DNS points at loopback so lookups fail at once; a root without /etc/hosts would otherwise
+#   send even "localhost" to an unreachable server, and every podman command waited 30 s.
 # - libpam-systemd fails to configure in debootstrap until dbus is installed: apt-get -f install.
 set -euo pipefail
 
@@ -163,12 +165,19 @@ run() {
   local envs=() v
   for v in $(compgen -e); do case $v in ARCHY_E2E_*) envs+=("$v=${!v}") ;; esac; done
   boot_script >"$t/boot.sh"
-  local rc=0
+  local rc=0 pid
   local netns=-n; [ -z "${ARCHY_E2E_HOSTNET:-}" ] || netns=
+  # in the background so that a signal (Ctrl-C, run.sh's timeout) can end the namespace: when
+  # unshare dies, --kill-child kills its PID 1 and with it everything inside
   env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM="${TERM:-dumb}" T0="$t0" STAGE="${ARCHY_STAGE:-}" \
     SRC="$REPO" IMAGES="$CACHE/images" INNER="$inner" HOSTNET="${ARCHY_E2E_HOSTNET:-}" \
-    unshare -C -m $netns -p -f --mount-proc --kill-child \
-    bash "$t/boot.sh" "$ROOT" "$t" "${envs[@]}" -- "$@" || rc=$?
+    unshare -C -m -u $netns -p -f --mount-proc --kill-child \
+    bash "$t/boot.sh" "$ROOT" "$t" "${envs[@]}" -- "$@" <&0 &
+  pid=$!
+  trap 'kill -TERM $pid 2>/dev/null; log "interrupted"' INT TERM
+  wait "$pid" || rc=$?
+  while kill -0 "$pid" 2>/dev/null; do wait "$pid" || rc=$?; done
+  trap - INT TERM
   log "total $(since "$t0") (rc=$rc)"
   return "$rc"
 }
@@ -197,8 +206,10 @@ if [ -n "$STAGE" ]; then
   for f in "$STAGE"/usr/lib/tmpfiles.d/*.conf; do [ -e "$f" ] && tmpfiles+=("/usr/lib/tmpfiles.d/${f##*/}"); done
 fi
 mkdir -p "$R/etc/archipelago"
-{ echo 'user = "node"'; grep -v '^[[:space:]]*user[[:space:]]*=' "$R/etc/archipelago/node.toml" 2>/dev/null || true; } \
-  >"$R/etc/archipelago/node.toml.new"
+# the test bed's service user is node: replace the top-level `user` key, keep everything else
+{ echo 'user = "node"'
+  awk '/^[[:space:]]*\[/ { t = 1 } t || !/^[[:space:]]*user[[:space:]]*=/' "$R/etc/archipelago/node.toml" 2>/dev/null || true
+} >"$R/etc/archipelago/node.toml.new"
 mv "$R/etc/archipelago/node.toml.new" "$R/etc/archipelago/node.toml"
 mkdir -p "$R/etc/systemd/user" "$R/etc/systemd/journald.conf.d"
 ln -sf /dev/null "$R/etc/systemd/user/podman-user-wait-network-online.service"
@@ -221,7 +232,11 @@ chown -R 1000:1000 "$R/sys/fs/cgroup/$CG" "$R/sys/fs/cgroup/$US/session-1.scope"
 chown 1000:1000 "$R/sys/fs/cgroup/$US/cgroup.procs"
 cd "$R"; pivot_root . .oldroot; umount -l /.oldroot; rmdir /.oldroot
 mount --make-rshared /
+hostname archy-e2e
+printf '127.0.0.1\tlocalhost\n127.0.1.1\tarchy-e2e\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >/etc/hosts
 if [ -z "$HOSTNET" ]; then
+  # nothing answers DNS in here: make lookups fail at once instead of timing out
+  echo 'nameserver 127.0.0.1' >/etc/resolv.conf
   ip link set lo up
   ip link add eth0 type veth peer name uplink0
   ip addr add 10.0.2.15/24 dev eth0

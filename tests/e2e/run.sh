@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Runs archy's end-to-end scenarios, each in its own fresh sandbox (see sandbox.sh).
+#
+#   ARCHY_STAGE=DIR tests/e2e/run.sh [SCENARIO...]
+#
+# ARCHY_STAGE: a tree made by `make install DESTDIR=DIR PREFIX=/usr` (this script builds
+# nothing). SCENARIO: names or paths of tests/e2e/scenarios/*.sh|*.bats (default: all).
+# Prints each scenario's result and wall time, then "N passed, N failed"; exits 1 if any failed.
+#   ARCHY_E2E_TIMEOUT  seconds per scenario (default 900)
+#   ARCHY_E2E_VERBOSE  if set, stream each scenario's output instead of showing it on failure
+#   ARCHY_E2E_LOGS     where the logs go (default: a new dir under /var/tmp)
+set -uo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
+
+[ -n "${ARCHY_STAGE:-}" ] && [ -d "$ARCHY_STAGE" ] || {
+  echo "run.sh: ARCHY_STAGE must name a DESTDIR tree (make install DESTDIR=DIR PREFIX=/usr)" >&2; exit 2; }
+ls "$ARCHY_STAGE"/usr/lib/systemd/user-generators/* >/dev/null 2>&1 ||
+  echo "run.sh: warning: no user generator under $ARCHY_STAGE/usr/lib/systemd/user-generators" >&2
+export ARCHY_STAGE
+
+scenarios=()
+if [ $# -gt 0 ]; then
+  for s in "$@"; do
+    if [ -f "$s" ]; then scenarios+=("$s")
+    else
+      m=("$HERE/scenarios/$s" "$HERE/scenarios/$s".sh "$HERE/scenarios/$s".bats)
+      found=; for c in "${m[@]}"; do [ -f "$c" ] && { scenarios+=("$c"); found=1; break; }; done
+      [ -n "$found" ] || { echo "run.sh: no scenario $s" >&2; exit 2; }
+    fi
+  done
+else
+  shopt -s nullglob
+  scenarios=("$HERE"/scenarios/*.sh "$HERE"/scenarios/*.bats)
+  shopt -u nullglob
+  mapfile -t scenarios < <(printf '%s\n' "${scenarios[@]}" | sort)
+  [ ${#scenarios[@]} -gt 0 ] && [ -n "${scenarios[0]}" ] || { echo "run.sh: no scenarios in $HERE/scenarios" >&2; exit 2; }
+fi
+
+t0=$(now)
+"$HERE/sandbox.sh" build || { echo "run.sh: could not build the sandbox root" >&2; exit 1; }
+logs=${ARCHY_E2E_LOGS:-$(mktemp -d /var/tmp/archy-e2e-logs.XXXXXX)}
+mkdir -p "$logs"
+passed=0 failed=0 failures=()
+for s in "${scenarios[@]}"; do
+  name=$(basename "$s"); log=$logs/${name%.*}.log; ts=$(now); rc=0
+  if [ -n "${ARCHY_E2E_VERBOSE:-}" ]; then
+    timeout -k 30 "${ARCHY_E2E_TIMEOUT:-900}" "$HERE/sandbox.sh" run "$s" 2>&1 | tee "$log"; rc=${PIPESTATUS[0]}
+  else
+    timeout -k 30 "${ARCHY_E2E_TIMEOUT:-900}" "$HERE/sandbox.sh" run "$s" >"$log" 2>&1 </dev/null || rc=$?
+  fi
+  if [ "$rc" = 0 ]; then
+    passed=$((passed + 1)); printf 'PASS  %-44s %7s\n' "$name" "$(since "$ts")"
+  else
+    failed=$((failed + 1)); failures+=("$name")
+    [ "$rc" = 124 ] && why=" (timed out)" || why=" (exit $rc)"
+    printf 'FAIL  %-44s %7s%s\n' "$name" "$(since "$ts")" "$why"
+    [ -n "${ARCHY_E2E_VERBOSE:-}" ] || tail -n 60 "$log" | sed 's/^/      | /'
+  fi
+done
+echo "logs: $logs"
+echo "$passed passed, $failed failed in $(since "$t0")${failures:+ (failed: ${failures[*]})}"
+[ "$failed" = 0 ]
