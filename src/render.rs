@@ -142,9 +142,11 @@ pub fn container_file(
     app: &ValidApp,
     ctx: &Context,
 ) -> Result<String, UnsafeValue> {
-    let unit = container_unit(node, app, ctx);
+    let mut unit = container_unit(node, app, ctx);
+    // the digest covers the definition, not the header naming where the manifest lives: moving a
+    // manifest, or falling back to its last good copy, must not restart a running app
     let digest = hex(&Sha256::digest(unit.to_text()?.as_bytes()));
-    let mut unit = unit;
+    header(&mut unit, &app.source);
     unit.section("Container")
         .set("Label", escape::assignment("archy.digest", &digest));
     unit.to_text()
@@ -154,7 +156,6 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
     let m = &app.manifest;
     let id = m.id();
     let mut u = UnitFile::new();
-    header(&mut u, &app.source);
 
     let name = m.app.name.as_ref().map_or(id, |n| n.as_str());
     let unit = u.section("Unit");
