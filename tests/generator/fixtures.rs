@@ -294,3 +294,84 @@ fn one_invalid_app_leaves_the_others_as_they_were() {
     assert_eq!(file(&r, "archy.target"), file(&all_valid, "archy.target"));
     snapshot("mixed", &t, &r);
 }
+
+/// The digest label of `id`'s rendered `.container`.
+fn digest(r: &Rendered, id: &str) -> String {
+    let c = file(r, &format!("archy-{id}.container"));
+    let label = values(c, "Label")
+        .into_iter()
+        .find_map(|l| l.strip_prefix("\"archy.digest=")?.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("no digest label in\n{c}"));
+    label.to_string()
+}
+
+#[test]
+fn a_broken_edit_falls_back_to_the_last_good_manifest_without_changing_the_app() {
+    let t = Tree::catalog();
+    let last_good = t.path("state/last-good");
+    std::fs::create_dir_all(&last_good).expect("mkdir");
+    std::fs::copy(
+        t.path(&format!("{VENDOR}/lnd.toml")),
+        last_good.join("lnd.toml"),
+    )
+    .expect("copy");
+    let paths = t.paths().with_last_good(Some(last_good.clone()));
+    let before = archy::generate::render(&paths, &ctx());
+    assert!(before.problems.is_empty(), "{:#?}", before.problems);
+    // the admin adds an override of lnd with a typo
+    t.overlay(&fixture("mixed"));
+    let after = archy::generate::render(&paths, &ctx());
+    assert_eq!(after.problems.len(), 1, "{:#?}", after.problems);
+    assert!(
+        after.problems[0].contains("stop_timout"),
+        "{}",
+        after.problems[0]
+    );
+    assert!(
+        after.problems[0].ends_with("(app `lnd` keeps its last good definition)"),
+        "{}",
+        after.problems[0]
+    );
+    // lnd still runs its last good definition: same container, same digest, so reconcile
+    // leaves it running; and every other app is unchanged
+    assert!(
+        !names(&after).contains(&"archy-lnd.service"),
+        "{:?}",
+        names(&after)
+    );
+    assert_eq!(digest(&after, "lnd"), digest(&before, "lnd"));
+    for (name, text) in &before.sources {
+        if name != "archy-lnd.container" {
+            assert_eq!(file(&after, name), text, "{name}");
+        }
+    }
+    assert_eq!(after.target_wants, before.target_wants);
+    // without a last good copy it is a failing unit, as in the mixed case
+    std::fs::remove_file(last_good.join("lnd.toml")).expect("rm");
+    let r = archy::generate::render(&paths, &ctx());
+    assert!(names(&r).contains(&"archy-lnd.service"));
+}
+
+#[test]
+fn the_digest_follows_the_definition_not_where_the_manifest_lives() {
+    let t = fixture_tree("minimal");
+    let vendor = t.render();
+    // the same manifest as an admin file (vendor one masked) is the same definition
+    let text = std::fs::read(t.path(&format!("{VENDOR}/hello.toml"))).expect("read");
+    t.admin("hello", &text);
+    let admin = t.render();
+    assert_ne!(
+        file(&vendor, "archy-hello.container"),
+        file(&admin, "archy-hello.container")
+    );
+    assert_eq!(digest(&admin, "hello"), digest(&vendor, "hello"));
+    // in another tree too
+    let other = fixture_tree("minimal");
+    assert_eq!(digest(&other.render(), "hello"), digest(&vendor, "hello"));
+    // and any change to the definition changes it
+    t.admin(
+        "hello",
+        String::from_utf8(text).expect("utf-8") + "\n[container]\nread_only = true\n",
+    );
+    assert_ne!(digest(&t.render(), "hello"), digest(&vendor, "hello"));
+}
