@@ -251,6 +251,7 @@ pub fn resolve(node: &NodeSettings, paths: &Paths, loaded: Vec<Loaded>) -> Catal
     }
 
     check_ports(&manifests, &edges, &mut errors);
+    check_aliases(&manifests, &edges, &mut errors);
     let unchosen = unchosen_providers(&chosen, &providers);
 
     let mut catalog = Catalog::default();
@@ -530,6 +531,40 @@ fn strongly_connected(succ: &[Vec<usize>]) -> Vec<usize> {
         }
     }
     comp
+}
+
+/// Two apps that can run together must not answer to one name on the archy network, and no alias
+/// may be another app's container name: a dependent would reach either, and send its credentials
+/// to the wrong one. Container names are taken first; among aliases the first by id keeps it.
+fn check_aliases(
+    manifests: &BTreeMap<String, (Manifest, PathBuf)>,
+    edges: &Edges,
+    errors: &mut BTreeMap<String, Vec<InputError>>,
+) {
+    let mut owners: BTreeMap<String, Vec<&str>> = manifests
+        .keys()
+        .map(|id| (format!("archy-{id}"), vec![id.as_str()]))
+        .collect();
+    for (id, (m, path)) in manifests {
+        let conflicts = edges.get(id).map(|e| &e.2);
+        for alias in &m.container.network_aliases {
+            let holders = owners.entry(alias.to_string()).or_default();
+            let clash = holders.iter().find(|h| {
+                **h != id.as_str() && !conflicts.is_some_and(|c| c.iter().any(|x| x == *h))
+            });
+            if let Some(other) = clash {
+                push_err(
+                    errors,
+                    id,
+                    path,
+                    "[container] network_aliases",
+                    format!("`{alias}` is already a name of `{other}` on the archy network"),
+                );
+            } else {
+                holders.push(id);
+            }
+        }
+    }
 }
 
 /// Two apps that can run together must not publish the same host port: the first by id keeps
