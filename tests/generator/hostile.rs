@@ -1002,3 +1002,53 @@ fn masking_an_app_others_require_makes_them_invalid_not_dangling() {
         c.invalid
     );
 }
+
+fn with_alias(id: &str, alias: &str, more_app: &str) -> String {
+    app(
+        id,
+        &format!("\n[container]\nnetwork_aliases = [\"{alias}\"]\n"),
+    )
+    .replace("[image]", &format!("{more_app}\n[image]"))
+}
+
+#[test]
+fn two_apps_answering_to_one_name_on_the_network() {
+    let t = Tree::new();
+    t.vendor("alpha", with_alias("alpha", "svc", ""));
+    let beta = t.vendor("beta", with_alias("beta", "svc", ""));
+    // an alias that is another app's container name
+    let gamma = t.vendor("gamma", with_alias("gamma", "archy-alpha", ""));
+    // one's own container name is harmless, another alias is fine
+    t.vendor("delta", with_alias("delta", "archy-delta", ""));
+    t.vendor("omega", with_alias("omega", "other", ""));
+    let c = t.catalog_of();
+    assert_eq!(c.invalid.keys().collect::<Vec<_>>(), ["beta", "gamma"]);
+    at_key(
+        &errors_of(&c, "beta"),
+        &beta,
+        "[container] network_aliases",
+        "`svc` is already a name of `alpha`",
+    );
+    at_key(
+        &errors_of(&c, "gamma"),
+        &gamma,
+        "[container] network_aliases",
+        "`archy-alpha` is already a name of `alpha`",
+    );
+    // apps that never run together may share one (bitcoin-core and bitcoin-knots: `bitcoind`)
+    let t = Tree::new();
+    t.vendor(
+        "one",
+        with_alias("one", "svc", "provides = [\"svc-name\"]\n"),
+    );
+    t.vendor(
+        "two",
+        with_alias("two", "svc", "provides = [\"svc-name\"]\n"),
+    );
+    assert!(t.catalog_of().invalid.is_empty());
+    let c = Tree::catalog().catalog_of();
+    for id in ["bitcoin-core", "bitcoin-knots"] {
+        let aliases = &c.valid[id].manifest.container.network_aliases;
+        assert!(aliases.iter().any(|a| a.as_str() == "bitcoind"), "{id}");
+    }
+}
