@@ -2,9 +2,10 @@
 //! beside podman's quadlet alone on the same rendered `.container` files, and the ratio; plus the
 //! median time of `archy-hook render` for a companion (it runs at every start of one).
 //!
-//! Quadlet comes from the end-to-end test root (Debian 13, podman 5.4); both programs run there
-//! through `chroot`, so they see the same files and pay the same exec overhead. Without that root
-//! (or without root privileges) only archy's own times are printed, and the reason.
+//! Quadlet is `$ARCHY_QUADLET`, else podman's on this machine, else the one in the end-to-end test
+//! root (Debian 13, podman 5.4), run directly. Output goes to a tmpfs (/dev/shm) where there is
+//! one, as a real generator's does (/run/user/<uid>/systemd/generator). Without any quadlet only
+//! archy's own times are printed, and why.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -12,37 +13,47 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const RUNS: usize = 15;
+const RUNS: usize = 31;
+
+fn find_quadlet() -> Option<PathBuf> {
+    let e2e =
+        std::env::var("ARCHY_E2E_ROOT").unwrap_or_else(|_| "/var/cache/archy-e2e/trixie".into());
+    let candidates = [
+        std::env::var_os("ARCHY_QUADLET").map(PathBuf::from),
+        Some(PathBuf::from("/usr/libexec/podman/quadlet")),
+        Some(Path::new(&e2e).join("usr/libexec/podman/quadlet")),
+    ];
+    candidates.into_iter().flatten().find(|q| {
+        Command::new(q)
+            .arg("-version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
 
 fn main() {
-    let e2e_root = PathBuf::from(
-        std::env::var("ARCHY_E2E_ROOT").unwrap_or_else(|_| "/var/cache/archy-e2e/trixie".into()),
-    );
-    let quadlet_in_root = "/usr/libexec/podman/quadlet";
-    let have_quadlet = e2e_root
-        .join(quadlet_in_root.trim_start_matches('/'))
-        .exists()
-        && nix::unistd::geteuid().is_root();
-    let work_parent = if have_quadlet {
-        e2e_root.join("tmp")
+    let quadlet = find_quadlet();
+    let shm = Path::new("/dev/shm");
+    let parent = if shm.is_dir() {
+        shm.to_path_buf()
     } else {
         std::env::temp_dir()
     };
     let work = tempfile::Builder::new()
         .prefix("archy-bench.")
-        .tempdir_in(&work_parent)
+        .tempdir_in(&parent)
         .expect("temp dir");
-    let generator = work.path().join("archy-generator");
-    fs::copy(env!("CARGO_BIN_EXE_archy-generator"), &generator).expect("copy generator");
+    let generator = env!("CARGO_BIN_EXE_archy-generator");
 
-    println!("archy generator benchmark: median of {RUNS} runs each");
-    if !have_quadlet {
-        println!(
-            "NOTE: quadlet not available ({} missing or not root): archy's own time only, no ratio",
-            e2e_root
-                .join(quadlet_in_root.trim_start_matches('/'))
-                .display()
-        );
+    println!(
+        "archy generator benchmark: median of {RUNS} runs each, output in {}",
+        parent.display()
+    );
+    match &quadlet {
+        Some(q) => println!("quadlet: {}", q.display()),
+        None => println!(
+            "NOTE: no working quadlet found (set ARCHY_QUADLET): archy's own time only, no ratio"
+        ),
     }
     let catalog = work.path().join("catalog");
     copy_catalog(&catalog);
@@ -57,41 +68,55 @@ fn main() {
         ("catalog (15 apps)", &catalog),
         ("synthetic (1000 apps)", &synthetic),
     ] {
-        let inside = |p: &Path| -> PathBuf {
-            if have_quadlet {
-                Path::new("/").join(p.strip_prefix(&e2e_root).expect("inside root"))
-            } else {
-                p.to_path_buf()
-            }
-        };
         let out = work.path().join("out");
         let run_ours = || {
             let _ = fs::remove_dir_all(&out);
             fs::create_dir_all(&out).expect("out dir");
-            let mut cmd = in_root(have_quadlet, &e2e_root, &inside(&generator));
-            cmd.arg(inside(&out))
-                .env("ARCHY_ROOT", inside(tree))
+            let mut cmd = Command::new(generator);
+            cmd.arg(&out)
+                .env("ARCHY_ROOT", tree)
                 .env("ARCHY_LOG", "stderr");
-            if have_quadlet {
-                cmd.env("ARCHY_QUADLET", quadlet_in_root);
-            } else {
-                cmd.env("ARCHY_QUADLET", "/nonexistent/quadlet");
-            }
+            cmd.env(
+                "ARCHY_QUADLET",
+                quadlet
+                    .as_deref()
+                    .unwrap_or(Path::new("/nonexistent/quadlet")),
+            );
             let t = Instant::now();
             let status = cmd.output().expect("run generator");
             let took = t.elapsed();
             // without quadlet the generator reports it as an error after writing the sources
             assert!(
-                status.status.success() || !have_quadlet,
-                "generator failed: {:?}",
-                status
+                status.status.success() || quadlet.is_none(),
+                "generator failed: {status:?}"
             );
             took
         };
-        let ours = median((0..RUNS).map(|_| run_ours()).collect());
-        let apps = fs::read_dir(out.join("archy-quadlet"))
-            .map(|d| d.count())
-            .unwrap_or(0);
+        // interleaved, so that both see the same machine load
+        let src = out.join("archy-quadlet");
+        let qout = work.path().join("qout");
+        let run_quadlet = |q: &Path| {
+            let _ = fs::remove_dir_all(&qout);
+            fs::create_dir_all(&qout).expect("qout");
+            let mut cmd = Command::new(q);
+            cmd.env("QUADLET_UNIT_DIRS", &src)
+                .args(["-user", "-no-kmsg-log"])
+                .arg(&qout);
+            let t = Instant::now();
+            let status = cmd.output().expect("run quadlet");
+            let took = t.elapsed();
+            assert!(status.status.success(), "quadlet failed: {status:?}");
+            took
+        };
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..RUNS {
+            ours.push(run_ours());
+            if let Some(q) = &quadlet {
+                theirs.push(run_quadlet(q));
+            }
+        }
+        let ours = median(ours);
+        let sources = fs::read_dir(&src).map(|d| d.count()).unwrap_or(0);
         let services = fs::read_dir(&out)
             .map(|d| {
                 d.flatten()
@@ -100,50 +125,25 @@ fn main() {
             })
             .unwrap_or(0);
         let mut line = format!("{name:<22} {:>12}", fmt(ours));
-        if have_quadlet {
+        if quadlet.is_some() {
             assert!(
-                services + 1 >= apps,
-                "quadlet produced {services} services for {apps} sources"
+                services >= sources,
+                "quadlet produced {services} services for {sources} sources"
             );
-            let src = out.join("archy-quadlet");
-            let qout = work.path().join("qout");
-            let run_quadlet = || {
-                let _ = fs::remove_dir_all(&qout);
-                fs::create_dir_all(&qout).expect("qout");
-                let mut cmd = in_root(true, &e2e_root, Path::new(quadlet_in_root));
-                cmd.env("QUADLET_UNIT_DIRS", inside(&src))
-                    .args(["-user", "-no-kmsg-log"])
-                    .arg(inside(&qout));
-                let t = Instant::now();
-                let status = cmd.output().expect("run quadlet");
-                let took = t.elapsed();
-                assert!(status.status.success(), "quadlet failed: {status:?}");
-                took
-            };
-            let q = median((0..RUNS).map(|_| run_quadlet()).collect());
+            let qt = median(theirs);
             let _ = write!(
                 line,
                 " {:>14} {:>7.2}x",
-                fmt(q),
-                ours.as_secs_f64() / q.as_secs_f64()
+                fmt(qt),
+                ours.as_secs_f64() / qt.as_secs_f64()
             );
         } else {
             let _ = write!(line, " {:>14} {:>8}", "-", "-");
         }
-        println!("{line}   ({apps} sources, {services} services)");
+        println!("{line}   ({sources} sources, {services} services)");
     }
     println!("target: archy total at most 1.25x quadlet alone at 1000 apps");
     bench_render();
-}
-
-fn in_root(chroot: bool, root: &Path, program: &Path) -> Command {
-    if chroot {
-        let mut c = Command::new("chroot");
-        c.arg(root).arg(program);
-        c
-    } else {
-        Command::new(program)
-    }
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

@@ -13,7 +13,7 @@ use std::io::Read;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Quadlet's sources live here, inside the generator's output dir (not named `*.d`: quadlet takes
 /// such dirs for drop-ins and skips them).
@@ -184,24 +184,23 @@ pub fn run_quadlet(quadlet: &Path, src: &Path, out: Option<&Path>) -> anyhow::Re
         let _ = se.read_to_string(&mut s);
         s
     });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if start.elapsed() > QUADLET_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!(
-                "{} did not finish within {:?}: killed",
-                quadlet.display(),
-                QUADLET_TIMEOUT
-            );
-        }
-        std::thread::sleep(Duration::from_millis(2));
+    // quadlet closes its output when it exits: wait for that (no polling delay), with a deadline
+    let (done, exited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(t_out.join().unwrap_or_default());
+    });
+    let Ok(stdout) = exited.recv_timeout(QUADLET_TIMEOUT) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!(
+            "{} did not finish within {:?}: killed",
+            quadlet.display(),
+            QUADLET_TIMEOUT
+        );
     };
+    let status = child.wait()?;
     let run = QuadletRun {
-        stdout: t_out.join().unwrap_or_default(),
+        stdout,
         stderr: t_err.join().unwrap_or_default(),
     };
     if !status.success() {

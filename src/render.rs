@@ -142,14 +142,24 @@ pub fn container_file(
     app: &ValidApp,
     ctx: &Context,
 ) -> Result<String, UnsafeValue> {
-    let mut unit = container_unit(node, app, ctx);
     // the digest covers the definition, not the header naming where the manifest lives: moving a
     // manifest, or falling back to its last good copy, must not restart a running app
-    let digest = hex(&Sha256::digest(unit.to_text()?.as_bytes()));
-    header(&mut unit, &app.source);
-    unit.section("Container")
-        .set("Label", escape::assignment("archy.digest", &digest));
-    unit.to_text()
+    let body = container_unit(node, app, ctx).to_text()?;
+    let digest = hex(&Sha256::digest(body.as_bytes()));
+    let mut head = UnitFile::new();
+    header(&mut head, &app.source);
+    let head = head.to_text()?;
+    // the label ends the [Container] section; serialising once and inserting it here keeps a
+    // 1000-app reload cheap
+    let label = format!("Label={}\n", escape::assignment("archy.digest", &digest));
+    let at = body.find("\n\n[Service]\n").map_or(body.len(), |i| i + 1);
+    let mut text = String::with_capacity(head.len() + body.len() + label.len() + 1);
+    text.push_str(&head);
+    text.push('\n');
+    text.push_str(&body[..at]);
+    text.push_str(&label);
+    text.push_str(&body[at..]);
+    Ok(text)
 }
 
 fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFile {

@@ -3,8 +3,6 @@
 //! their key (see `escape`), and serialisation refuses any value or comment that could end a line,
 //! so no input can add a line, key or section.
 
-use std::fmt::Write as _;
-
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UnitFile {
     comments: Vec<String>,
@@ -72,7 +70,7 @@ impl UnitFile {
     }
 
     pub fn to_text(&self) -> Result<String, UnsafeValue> {
-        let mut out = String::new();
+        let mut out = String::with_capacity(1024);
         for c in &self.comments {
             if breaks_line(c) {
                 return Err(UnsafeValue {
@@ -80,13 +78,17 @@ impl UnitFile {
                     key: "#",
                 });
             }
-            let _ = writeln!(out, "# {c}");
+            out.push_str("# ");
+            out.push_str(c);
+            out.push('\n');
         }
         for (i, section) in self.sections.iter().enumerate() {
             if i > 0 || !self.comments.is_empty() {
                 out.push('\n');
             }
-            let _ = writeln!(out, "[{}]", section.name);
+            out.push('[');
+            out.push_str(section.name);
+            out.push_str("]\n");
             for (key, value) in &section.entries {
                 // a trailing backslash would continue the line into the next entry
                 if breaks_line(value) || value.ends_with('\\') {
@@ -95,7 +97,10 @@ impl UnitFile {
                         key,
                     });
                 }
-                let _ = writeln!(out, "{key}={value}");
+                out.push_str(key);
+                out.push('=');
+                out.push_str(value);
+                out.push('\n');
             }
         }
         Ok(out)
