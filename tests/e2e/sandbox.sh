@@ -16,11 +16,14 @@
 #   ARCHY_E2E_MIRROR Debian mirror for debootstrap (default: debootstrap's own)
 #   ARCHY_E2E_QUIET  if set, no journal dump when SCRIPT fails
 #   ARCHY_E2E_HOSTNET if set, share the host's network namespace instead of a private one
+#   ARCHY_E2E_NO_IMAGES if set, do not load the stand-in images (tests/e2e/images) before boot
 #   ARCHY_E2E_*      passed through to SCRIPT
 #
 # Inside, SCRIPT finds: the repo read-only at /src; `as_node CMD...` (run as the user, in a login-
-# like session cgroup); $ARCHY_E2E_IMAGES, a host-backed cache for image tarballs;
-# /etc/archipelago/node.toml with user = "node"; /var/lib/archipelago owned by node.
+# like session cgroup); the stand-in images in the user's podman storage, loaded before the user
+# manager started; $ARCHY_E2E_IMAGES, a host-backed cache for image tarballs;
+# /etc/archipelago/node.toml with user = "node"; /var/lib/archipelago owned by node; no network
+# beyond the sandbox (its own namespace), hostname archy-e2e.
 #
 # Facts this encodes (each one was a failure before it was handled):
 # - systemd refuses "--user" unless /run/systemd/system exists: a private /run provides it.
@@ -171,10 +174,12 @@ run() {
   # unshare dies, --kill-child kills its PID 1 and with it everything inside
   env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM="${TERM:-dumb}" T0="$t0" STAGE="${ARCHY_STAGE:-}" \
     SRC="$REPO" IMAGES="$CACHE/images" INNER="$inner" HOSTNET="${ARCHY_E2E_HOSTNET:-}" \
+    NOIMAGES="${ARCHY_E2E_NO_IMAGES:-}" \
     unshare -C -m -u $netns -p -f --mount-proc --kill-child \
     bash "$t/boot.sh" "$ROOT" "$t" "${envs[@]}" -- "$@" <&0 &
   pid=$!
-  trap 'kill -TERM $pid 2>/dev/null; log "interrupted"' INT TERM
+  # unshare ignores SIGTERM while it waits for its child: SIGKILL it (--kill-child does the rest)
+  trap 'kill -KILL $pid 2>/dev/null; log "interrupted"' INT TERM
   wait "$pid" || rc=$?
   while kill -0 "$pid" 2>/dev/null; do wait "$pid" || rc=$?; done
   trap - INT TERM
@@ -262,10 +267,26 @@ as_node() {
 export NODE_ENV; export -f as_node
 ENV
 . /etc/archy-e2e.env
+# the stand-in images are in the user's storage before any app unit can start, as on a node
+# whose images are installed (archy.target starts with the manager)
+if [ -z "$NOIMAGES" ]; then
+  ARCHY_E2E_IMAGES=/var/cache/archy-e2e/images ARCHY_E2E_PODMAN_ARGS="--cgroup-manager=cgroupfs --log-level=error" \
+    bash /src/tests/e2e/images/build.sh
+  # podman's pause process (it holds the user namespace) was made outside any session: end it,
+  # so the first podman run by a unit makes it in its proper place, as on a real host
+  pause=$(cat /run/user/1000/libpod/tmp/pause.pid 2>/dev/null || true)
+  [ -z "$pause" ] || kill "$pause" 2>/dev/null || true
+fi
 (echo $BASHPID >"/sys/fs/cgroup/$CG/cgroup.procs"
  exec setpriv --reuid 1000 --regid 1000 --init-groups env -i $NODE_ENV /usr/lib/systemd/systemd --user >/tmp/user-manager.log 2>&1) &
-for _ in $(seq 200); do [ -S /run/user/1000/systemd/private ] && break; sleep 0.05; done
-state=$(as_node systemctl --user is-system-running --wait 2>&1 || true)
+# up and its units (generators included) loaded; not "--wait": with apps in archy.target,
+# startup lasts as long as their health gates and restart loops do
+for _ in $(seq 600); do
+  state=$(as_node systemctl --user is-system-running 2>/dev/null || true)
+  case $state in starting|running|degraded|maintenance|stopping) break ;; esac
+  sleep 0.05
+done
+case $state in starting|running|degraded) ;; *) echo "[sandbox] user manager not up: ${state:-no answer}" >&2; exit 1 ;; esac
 as_node systemctl --user start dbus.socket
 printf '[sandbox] user manager %s after %s\n' "$state" "$(since "$T0")" >&2
 t1=$(now); rc=0

@@ -185,8 +185,9 @@ pass
 
 step "lnd: resolves bitcoind by alias, SERVER_ACTIVE"
 uctl start archy-lnd.service || fail "start failed"
-upodman exec archy-lnd lncli --network=mainnet state | grep -q SERVER_ACTIVE || fail "not SERVER_ACTIVE"
-ujournal -u archy-lnd.service | grep -q 'connected to bitcoind' || fail "no 'connected to bitcoind' in its journal"
+# not `cmd | grep -q` under pipefail: grep may exit first and the writer die of SIGPIPE
+grep -q SERVER_ACTIVE <<<"$(upodman exec archy-lnd lncli --network=mainnet state)" || fail "not SERVER_ACTIVE"
+grep -q 'connected to bitcoind' <<<"$(ujournal -u archy-lnd.service)" || fail "no 'connected to bitcoind' in its journal"
 pass
 
 step "bitcoin-ui: RPC through nginx from the host: 200"
@@ -222,7 +223,7 @@ wait_for 15 ui_ok || fail "HTTP $(rpc) after bitcoind was recreated"
 pass
 
 step "lnd back to SERVER_ACTIVE after bitcoind's restart"
-lnd_active() { upodman exec archy-lnd lncli --network=mainnet state | grep -q SERVER_ACTIVE; }
+lnd_active() { grep -q SERVER_ACTIVE <<<"$(upodman exec archy-lnd lncli --network=mainnet state)"; }
 wait_for 15 lnd_active || fail "lnd not active"
 pass
 

@@ -24,6 +24,9 @@ BITCOIN=docker.io/bitcoin/bitcoin:31.0
 LND=docker.io/lightninglabs/lnd:v0.21.2-beta
 NGINX=docker.io/nginxinc/nginx-unprivileged:1.29-alpine
 
+# ARCHY_E2E_PODMAN_ARGS: extra podman options (the sandbox loads images before the user manager
+# runs, with --cgroup-manager=cgroupfs)
+upodman() { as_node podman ${ARCHY_E2E_PODMAN_ARGS:-} "$@"; }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 log() { printf '[images] %s\n' "$*" >&2; }
@@ -218,7 +221,7 @@ import() {
   chmod 644 "$dir/rootfs.tar"
   local changes=() c
   for c in "$@"; do changes+=(--change "$c"); done
-  as_node podman import -q "${changes[@]}" "$dir/rootfs.tar" "$ref" >/dev/null
+  upodman import -q "${changes[@]}" "$dir/rootfs.tar" "$ref" >/dev/null
 }
 
 inside() {
@@ -231,7 +234,7 @@ inside() {
            dpkg-query -W busybox-static nginx-light libc6; } | sha256sum | cut -c1-16)
   archive=$ARCHY_E2E_IMAGES/standins-$key.tar
   if [ -s "$archive" ]; then
-    as_node podman load -q -i "$archive" >/dev/null
+    upodman load -q -i "$archive" >/dev/null
     log "loaded $archive in $(since "$t0")"
     return
   fi
@@ -247,7 +250,7 @@ inside() {
     'USER 101' 'STOPSIGNAL SIGQUIT' 'EXPOSE 8080' 'WORKDIR /' 'ENV NGINX_VERSION=1.29' \
     'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
   local t1; t1=$(now)
-  as_node podman save -q -m -o "$WORK/standins.tar" "$BITCOIN" "$LND" "$NGINX"
+  upodman save -q -m -o "$WORK/standins.tar" "$BITCOIN" "$LND" "$NGINX"
   # atomic: a concurrent run sees the whole archive or none
   cp "$WORK/standins.tar" "$archive.tmp.$$" && mv "$archive.tmp.$$" "$archive"
   find "$ARCHY_E2E_IMAGES" -maxdepth 1 -name 'standins-*.tar' ! -name "${archive##*/}" -delete
