@@ -4,6 +4,8 @@ DESTDIR    ?=
 LIBEXECDIR ?= $(PREFIX)/libexec/archipelago
 # systemd looks for user generators and units below /usr/lib or /usr/local/lib
 SYSTEMDDIR ?= $(PREFIX)/lib/systemd
+# installed uncompressed: the distribution's tooling compresses them (dh_compress, brp-compress)
+MANDIR     ?= $(PREFIX)/share/man
 # The manifest, template and settings paths are a contract (archy-app.toml(5)), not PREFIX-relative.
 DATADIR    := /usr/share/archipelago
 SYSCONFDIR := /etc/archipelago
@@ -56,6 +58,9 @@ install: build
 	install -Dm644 packaging/sysusers.d/archy.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/archy.conf
 	install -Dm644 packaging/tmpfiles.d/archy.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/archy.conf
 	[ -e $(DESTDIR)$(SYSCONFDIR)/node.toml ] || install -Dm644 packaging/node.toml $(DESTDIR)$(SYSCONFDIR)/node.toml
+	install -d $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
 
 clean:
 	$(CARGO) clean
