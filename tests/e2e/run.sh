@@ -56,7 +56,8 @@ for s in "${scenarios[@]}"; do
     failed=$((failed + 1)); failures+=("$name")
     [ "$rc" = 124 ] && why=" (timed out)" || why=" (exit $rc)"
     printf 'FAIL  %-44s %7s%s\n' "$name" "$(since "$ts")" "$why"
-    [ -n "${ARCHY_E2E_VERBOSE:-}" ] || tail -n 60 "$log" | sed 's/^/      | /'
+    # the script's own output (the journal that follows is in the log)
+    [ -n "${ARCHY_E2E_VERBOSE:-}" ] || sed -n '/^\[sandbox\] ---- journal/q; p' "$log" | tail -n 60 | sed 's/^/      | /'
   fi
 done
 echo "logs: $logs"

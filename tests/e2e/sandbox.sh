@@ -17,6 +17,10 @@
 #   ARCHY_E2E_QUIET  if set, no journal dump when SCRIPT fails
 #   ARCHY_E2E_HOSTNET if set, share the host's network namespace instead of a private one
 #   ARCHY_E2E_NO_IMAGES if set, do not load the stand-in images (tests/e2e/images) before boot
+#   ARCHY_E2E_APPS   catalog apps to keep (space-separated); every other app in
+#                    /usr/share/archipelago/apps is masked (/etc/archipelago/apps/<id>.toml ->
+#                    /dev/null) before boot. Default: the script's "# archy-e2e-apps: ..." line;
+#                    neither: all apps stay (archy.target starts them all at boot)
 #   ARCHY_E2E_*      passed through to SCRIPT
 #
 # Inside, SCRIPT finds: the repo read-only at /src; `as_node CMD...` (run as the user, in a login-
@@ -165,6 +169,8 @@ run() {
     "$REPO"/*) inner=/src/${abs#"$REPO"/} ;;
     *) inner=/.sandbox-inner/${abs##*/}; mkdir -p "$t/inner"; cp "$abs" "$t/inner/" ;;
   esac
+  # a script may name the catalog apps it needs: "# archy-e2e-apps: bitcoin-core lnd"
+  local apps=${ARCHY_E2E_APPS-$(sed -n 's/^# archy-e2e-apps:[[:space:]]*//p' "$abs" | head -n 1)}
   local envs=() v
   for v in $(compgen -e); do case $v in ARCHY_E2E_*) envs+=("$v=${!v}") ;; esac; done
   boot_script >"$t/boot.sh"
@@ -174,7 +180,7 @@ run() {
   # unshare dies, --kill-child kills its PID 1 and with it everything inside
   env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM="${TERM:-dumb}" T0="$t0" STAGE="${ARCHY_STAGE:-}" \
     SRC="$REPO" IMAGES="$CACHE/images" INNER="$inner" HOSTNET="${ARCHY_E2E_HOSTNET:-}" \
-    NOIMAGES="${ARCHY_E2E_NO_IMAGES:-}" \
+    NOIMAGES="${ARCHY_E2E_NO_IMAGES:-}" APPS="$apps" \
     unshare -C -m -u $netns -p -f --mount-proc --kill-child \
     bash "$t/boot.sh" "$ROOT" "$t" "${envs[@]}" -- "$@" <&0 &
   pid=$!
@@ -216,6 +222,15 @@ mkdir -p "$R/etc/archipelago"
   awk '/^[[:space:]]*\[/ { t = 1 } t || !/^[[:space:]]*user[[:space:]]*=/' "$R/etc/archipelago/node.toml" 2>/dev/null || true
 } >"$R/etc/archipelago/node.toml.new"
 mv "$R/etc/archipelago/node.toml.new" "$R/etc/archipelago/node.toml"
+# only the apps the script asked for: the others are masked as an admin would (archy's contract)
+if [ -n "$APPS" ]; then
+  mkdir -p "$R/etc/archipelago/apps"
+  for f in "$R"/usr/share/archipelago/apps/*.toml; do
+    [ -e "$f" ] || continue
+    id=${f##*/}; id=${id%.toml}
+    case " $APPS " in *" $id "*) ;; *) ln -sfn /dev/null "$R/etc/archipelago/apps/$id.toml" ;; esac
+  done
+fi
 mkdir -p "$R/etc/systemd/user" "$R/etc/systemd/journald.conf.d"
 ln -sf /dev/null "$R/etc/systemd/user/podman-user-wait-network-online.service"
 # the host's kernel messages are noise here
@@ -298,8 +313,8 @@ env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 TERM="$TERM" B
   "${runner[@]}" "$INNER" "$@" || rc=$?
 printf '[sandbox] %s exited %d after %s\n' "$INNER" "$rc" "$(since "$t1")" >&2
 if [ "$rc" != 0 ] && [ -z "${ARCHY_E2E_QUIET:-}" ]; then
-  echo "[sandbox] ---- journal (last 80 lines) ----" >&2
-  journalctl --no-pager -q -n 80 -o short-monotonic >&2 || true
+  echo "[sandbox] ---- journal (last 80 lines, without podman's own events) ----" >&2
+  journalctl --no-pager -q -o short-monotonic | grep -v ' podman\[[0-9]*\]: ' | tail -n 80 >&2 || true
   echo "[sandbox] ---- user manager's stderr (generators) ----" >&2
   tail -n 20 /tmp/user-manager.log >&2 || true
 fi

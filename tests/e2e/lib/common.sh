@@ -9,7 +9,11 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 step() { E2E_STEP=$1; E2E_STEP_T0=$(now); }
 pass() { printf '  ok    %-58s %6s\n' "$E2E_STEP" "$(since "$E2E_STEP_T0")" >&2; }
 fail() {
-  printf '  FAIL  %-58s %6s\n        %s\n' "${E2E_STEP:-?}" "$(since "${E2E_STEP_T0:-$E2E_T0}")" "$*" >&2
+  if [ -n "${E2E_STEP:-}" ]; then
+    printf '  FAIL  %-58s %6s\n        %s\n' "$E2E_STEP" "$(since "$E2E_STEP_T0")" "$*" >&2
+  else
+    printf '%s\n' "$*" >&2
+  fi
   exit 1
 }
 
