@@ -200,6 +200,7 @@ boot_script() {
 set -euo pipefail
 B=$1 T=$2 R=$2/root; shift 2
 envs=(); while [ "$1" != -- ]; do envs+=("$1"); shift; done; shift
+for e in "${envs[@]}"; do export "$e"; done   # ARCHY_E2E_* (QUIET, ...) for this script too
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 mount --make-rprivate /
@@ -307,7 +308,6 @@ printf '[sandbox] user manager %s after %s\n' "$state" "$(since "$T0")" >&2
 t1=$(now); rc=0
 cd /
 if [[ $INNER == *.bats ]]; then runner=(bats --timing); else runner=(bash); fi
-if [ -t 0 ]; then exec 0<&0; else exec </dev/null; fi
 env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 TERM="$TERM" BASH_ENV=/etc/archy-e2e.env \
   ARCHY_E2E_IMAGES=/var/cache/archy-e2e/images ARCHY_E2E_SRC=/src "${envs[@]}" \
   "${runner[@]}" "$INNER" "$@" || rc=$?
@@ -325,6 +325,6 @@ BOOT
 case ${1:-} in
   build) build ;;
   run) shift; run "$@" ;;
-  shell) ARCHY_E2E_QUIET=1 run "$HERE/lib/shell.sh" ;;
+  shell) export ARCHY_E2E_QUIET=1; run "$HERE/lib/shell.sh" ;;
   *) echo "usage: $0 build | run SCRIPT [ARGS] | shell" >&2; exit 2 ;;
 esac
