@@ -82,6 +82,10 @@ pub fn variables(
             data_dir => node.data_dir.as_str(),
         },
         secrets => secrets,
+        bridge => minijinja::context! {
+            subnet => node.subnet.to_string(),
+            gateway => node.subnet.gateway().to_string(),
+        },
     }
 }
 

@@ -3,7 +3,9 @@
 //! step.
 
 use crate::duration::Duration;
-use crate::text::{AbsPath, Capability, EnvName, FileName, Id, ImageRef, SubPath, Text, UserSpec};
+use crate::text::{
+    AbsPath, Capability, EnvName, FileName, Id, ImageRef, SubPath, Text, UserNs, UserSpec,
+};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -94,6 +96,10 @@ pub struct Container {
     /// Arguments after the image (its CMD); default: the image's own.
     #[serde(default)]
     pub command: Option<Vec<Text>>,
+    /// Replaces the image's ENTRYPOINT; `[]` removes it (the command then runs as is). Default:
+    /// the image's own.
+    #[serde(default)]
+    pub entrypoint: Option<Vec<Text>>,
     #[serde(default)]
     pub environment: BTreeMap<EnvName, Text>,
     #[serde(default)]
@@ -117,6 +123,11 @@ pub struct Container {
     /// User inside the container; default: the image's.
     #[serde(default)]
     pub user: Option<UserSpec>,
+    /// Podman's user namespace mode, e.g. `keep-id:uid=101,gid=101` to run the image's own
+    /// unprivileged user as the service user (so it can read 0600 rendered configs); default:
+    /// podman's (the container's root is the service user).
+    #[serde(default)]
+    pub userns: Option<UserNs>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -13,6 +13,9 @@ pub struct NodeSettings {
     pub user: Option<Text>,
     #[serde(default)]
     pub network: BitcoinNetwork,
+    /// The `archy` bridge network's IPv4 subnet; its first address is the gateway and DNS server.
+    #[serde(default)]
+    pub subnet: Subnet,
     /// Parent of each app's data directory, `<data_dir>/<id>/`.
     #[serde(default = "default_data_dir")]
     pub data_dir: AbsPath,
@@ -43,6 +46,7 @@ impl Default for NodeSettings {
         Self {
             user: None,
             network: BitcoinNetwork::default(),
+            subnet: Subnet::default(),
             data_dir: default_data_dir(),
             disk_reserve: default_disk_reserve(),
             providers: BTreeMap::new(),
@@ -108,6 +112,50 @@ impl BitcoinNetwork {
     }
 }
 
+/// An IPv4 subnet in CIDR form, `10.89.42.0/24`, with room for a gateway and apps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Subnet {
+    network: std::net::Ipv4Addr,
+    prefix: u8,
+}
+
+impl Default for Subnet {
+    fn default() -> Self {
+        Self {
+            network: std::net::Ipv4Addr::new(10, 89, 42, 0),
+            prefix: 24,
+        }
+    }
+}
+
+impl Subnet {
+    /// The first host address: podman's gateway, where aardvark-dns answers.
+    pub fn gateway(self) -> std::net::Ipv4Addr {
+        std::net::Ipv4Addr::from(u32::from(self.network) + 1)
+    }
+}
+
+impl TryFrom<String> for Subnet {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not an IPv4 subnet such as 10.89.42.0/24 (prefix 8 to 28)");
+        let (addr, prefix) = s.split_once('/').ok_or_else(bad)?;
+        let network: std::net::Ipv4Addr = addr.parse().map_err(|_| bad())?;
+        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+        if !(8..=28).contains(&prefix) || u32::from(network) & (u32::MAX >> prefix) != 0 {
+            return Err(bad());
+        }
+        Ok(Self { network, prefix })
+    }
+}
+
+impl fmt::Display for Subnet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
 /// A size in bytes, written as `500M`, `10G`, `1T` (powers of 1024) or a plain number of bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(try_from = "String")]
@@ -163,6 +211,28 @@ mod tests {
         assert!(s("99999999999T").is_err());
         assert_eq!(s("2G").unwrap().to_string(), "2G");
         assert_eq!(ByteSize(3 << 29).to_string(), "1.5G");
+    }
+
+    #[test]
+    fn subnets() {
+        let n = |x: &str| Subnet::try_from(x.to_string());
+        assert_eq!(
+            n("10.89.42.0/24").unwrap().gateway().to_string(),
+            "10.89.42.1"
+        );
+        assert_eq!(
+            n("192.168.100.0/22").unwrap().to_string(),
+            "192.168.100.0/22"
+        );
+        for bad in [
+            "10.89.42.1/24",
+            "10.89.42.0",
+            "10.89.42.0/31",
+            "fd00::/64",
+            "x/24",
+        ] {
+            assert!(n(bad).is_err(), "{bad} accepted");
+        }
     }
 
     #[test]

@@ -189,6 +189,21 @@ validated_string!(
 );
 
 validated_string!(
+    /// A podman user namespace mode, e.g. `keep-id:uid=101,gid=101` or `auto`.
+    UserNs,
+    |s| {
+        let ok = !s.is_empty()
+            && s.len() <= 128
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '=' | ',' | '-' | '_' | '/' | '.'));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("`{s}` is not a user namespace mode such as keep-id:uid=101,gid=101"))
+        }
+    }
+);
+
+validated_string!(
     /// A file name of a config template (no directories).
     FileName,
     |s| {
