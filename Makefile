@@ -12,7 +12,7 @@ SYSCONFDIR := /etc/archipelago
 CARGO      ?= cargo
 export ARCHY_LIBEXECDIR := $(LIBEXECDIR)
 
-.PHONY: all build test unit-test e2e bench demo install clean
+.PHONY: all build test unit-test e2e e2e-smoke e2e-shell bench demo install deb clean
 
 all: build
 
@@ -36,6 +36,16 @@ demo: build
 	rm -rf target/e2e-stage
 	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/target/e2e-stage PREFIX=/usr
 	ARCHY_STAGE=$(CURDIR)/target/e2e-stage tests/e2e/demo.sh
+
+## the test bed's own check, with hand-written Quadlet files (no archy): networking, health, DNS
+e2e-smoke:
+	tests/e2e/sandbox.sh run tests/e2e/smoke.sh
+
+## an interactive shell in the test bed with archy installed (debugging)
+e2e-shell: build
+	rm -rf target/e2e-stage
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/target/e2e-stage PREFIX=/usr
+	ARCHY_STAGE=$(CURDIR)/target/e2e-stage tests/e2e/sandbox.sh shell
 
 bench: build
 	$(CARGO) bench --locked --bench generator
@@ -61,6 +71,27 @@ install: build
 	install -d $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
+
+## Debian packages into target/deb/: archy, archy-catalog, and the sample app archy-app-demo.
+## Each is built with dpkg-buildpackage in a copy of its source (the tracked files, as a clean
+## clone has them, with packaging/debian as debian/); the copy's target/ is this checkout's, so
+## cargo reuses what is built.
+DEBDIR := target/deb
+deb:
+	@command -v dpkg-buildpackage >/dev/null && command -v dh >/dev/null || { \
+	  echo "make deb needs dpkg-dev and debhelper: apt-get install build-essential debhelper" >&2; exit 1; }
+	rm -rf $(DEBDIR)/archy $(DEBDIR)/archy-app-demo
+	rm -f $(DEBDIR)/*.deb $(DEBDIR)/*.ddeb $(DEBDIR)/*.changes $(DEBDIR)/*.buildinfo
+	mkdir -p $(DEBDIR)/archy
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then git ls-files -z; \
+	  else find . \( -name target -o -name .git \) -prune -o -type f -print0; fi | \
+	  tar --null --ignore-failed-read -T - -cf - | tar -xf - -C $(DEBDIR)/archy
+	rm -rf $(DEBDIR)/archy/debian && cp -R packaging/debian $(DEBDIR)/archy/debian
+	ln -s $(CURDIR)/target $(DEBDIR)/archy/target
+	cd $(DEBDIR)/archy && dpkg-buildpackage -us -uc -b
+	cp -R packaging/sample-app $(DEBDIR)/archy-app-demo
+	cd $(DEBDIR)/archy-app-demo && dpkg-buildpackage -us -uc -b
+	@ls -1 $(DEBDIR)/*.deb
 
 clean:
 	$(CARGO) clean
