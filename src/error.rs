@@ -59,9 +59,10 @@ impl fmt::Display for InputError {
         }
         f.write_str(": ")?;
         if let Some(key) = &self.key {
-            write!(f, "{key}: ")?;
+            write!(f, "{}: ", crate::text::one_line(key))?;
         }
-        f.write_str(&self.message)
+        // parser messages quote the input, which may hold control characters
+        f.write_str(&crate::text::one_line(&self.message))
     }
 }
 

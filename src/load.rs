@@ -46,7 +46,7 @@ pub fn discover(paths: &Paths) -> Vec<(String, PathBuf)> {
                 continue;
             }
             let path = entry.path();
-            let masked = fs::read_link(&path).is_ok_and(|t| t == Path::new("/dev/null"));
+            let masked = is_masked(&path);
             chosen.insert(stem.to_string(), (!masked).then_some(path));
         }
     }
@@ -54,6 +54,18 @@ pub fn discover(paths: &Paths) -> Vec<(String, PathBuf)> {
         .into_iter()
         .filter_map(|(stem, path)| Some((stem, path?)))
         .collect()
+}
+
+/// An admin masks a manifest with a symlink to /dev/null (as systemd units are masked): any link,
+/// relative or chained, that ends at the null device.
+fn is_masked(path: &Path) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    is_link
+        && fs::metadata(path).is_ok_and(|m| {
+            // /dev/null is character device 1:3 on Linux
+            m.file_type().is_char_device() && m.rdev() == nix::sys::stat::makedev(1, 3)
+        })
 }
 
 /// Discover and read every manifest. Parsing is spread over the available cores: at a reload of a
@@ -174,6 +186,25 @@ mod tests {
         let err = parse_toml::<Manifest>(p, text).unwrap_err();
         assert_eq!(err.position.map(|p| p.0), Some(3), "{err}");
         assert!(err.message.contains("line feed"), "{err}");
+    }
+
+    #[test]
+    fn masks_follow_relative_and_chained_links_to_dev_null() {
+        let root = tempfile::tempdir().unwrap();
+        let paths = Paths::new(Some(root.path().to_path_buf()));
+        let (vendor, admin) = (paths.vendor_apps(), paths.admin_apps());
+        fs::create_dir_all(&vendor).unwrap();
+        fs::create_dir_all(&admin).unwrap();
+        for id in ["a", "b", "c", "d"] {
+            fs::write(vendor.join(format!("{id}.toml")), "").unwrap();
+        }
+        let up = "../".repeat(admin.components().count());
+        std::os::unix::fs::symlink(format!("{up}dev/null"), admin.join("a.toml")).unwrap();
+        std::os::unix::fs::symlink("/dev/null", admin.join("null")).unwrap();
+        std::os::unix::fs::symlink("null", admin.join("b.toml")).unwrap();
+        std::os::unix::fs::symlink(vendor.join("d.toml"), admin.join("c.toml")).unwrap();
+        let found: Vec<String> = discover(&paths).into_iter().map(|(s, _)| s).collect();
+        assert_eq!(found, ["c", "d"]);
     }
 
     #[test]

@@ -89,22 +89,9 @@ pub fn render_all(node: &NodeSettings, catalog: &Catalog, ctx: &Context) -> Rend
     out.units.push((TARGET.to_string(), target_file(&wants)));
     // file names and parser messages (an unknown key is quoted as written) may hold line breaks
     for p in &mut out.problems {
-        *p = one_line(p);
+        *p = crate::text::one_line(p);
     }
     out
-}
-
-/// `s` with control characters and line separators shown as Rust escapes (`\n`, `\u{2028}`).
-fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 fn push_invalid(out: &mut Rendered, app: &InvalidApp, stem: &str, ctx: &Context) {

@@ -21,6 +21,20 @@ pub fn describe_char(c: char) -> String {
     }
 }
 
+/// `s` with control characters and line separators shown as Rust escapes (`\n`, `\u{2028}`), for
+/// messages that quote input: a log line or a terminal must not be broken or steered by it.
+pub fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 macro_rules! validated_string {
     ($(#[$doc:meta])* $name:ident, $check:expr) => {
         $(#[$doc])*
