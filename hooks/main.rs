@@ -345,9 +345,16 @@ fn status(json: bool) -> anyhow::Result<()> {
         } else {
             String::new()
         };
-        let error = match invalid {
-            Some(bad) => bad.errors.first().map(|e| e.to_string()),
-            None => archy::systemctl::last_error(unit),
+        let stale = catalog.valid.get(id.as_str()).and_then(|a| a.stale.as_ref());
+        let error = match (invalid, stale) {
+            (Some(bad), _) => bad.errors.first().map(|e| e.to_string()),
+            (None, Some(e)) => Some(format!("{e} (running its last good definition)")),
+            (None, None) => archy::systemctl::last_error(unit),
+        };
+        let manifest = match (invalid, stale) {
+            (Some(_), _) => "invalid",
+            (None, Some(_)) => "stale",
+            (None, None) => "ok",
         };
         rows.push(StatusRow {
             app: id.clone(),
@@ -355,7 +362,7 @@ fn status(json: bool) -> anyhow::Result<()> {
             health,
             since: get("ActiveEnterTimestamp"),
             restarts: get("NRestarts").parse().ok(),
-            manifest: if invalid.is_some() { "invalid" } else { "ok" },
+            manifest,
             error: error.unwrap_or_default(),
         });
     }
