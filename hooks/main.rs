@@ -85,6 +85,7 @@ fn main() -> ExitCode {
         Err(e) => {
             let app = (!id.is_empty()).then_some(id.as_str());
             HookLog::new(hook, app).error(&format!("{e:#}"));
+            archy::journal::notify_status(&format!("archy-hook {hook}: {e:#}"));
             ExitCode::FAILURE
         }
     }

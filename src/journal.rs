@@ -57,3 +57,39 @@ impl HookLog {
         self.log(Priority::Error, msg);
     }
 }
+
+/// For a hook a unit runs (ExecStartPre=, ExecCondition=): gives the manager a one-line status,
+/// which `systemctl status` shows as `Status: "..."` until the unit's next start. Its log lines
+/// do not help there: once the unit waits to restart, `status` shows only what was logged since.
+/// Waits until the manager has read the status (sd_notify_barrier(3)): a message from a process
+/// that has already exited may not be attributed to its unit. Does nothing outside a unit that
+/// accepts notifications from all its processes (Quadlet's NotifyAccess=all). Never given a
+/// secret's value.
+pub fn notify_status(msg: &str) {
+    use libsystemd::daemon::{notify, notify_with_fds, NotifyState};
+    use std::io::Read as _;
+    use std::os::fd::AsRawFd as _;
+    let line = msg.replace(['\n', '\r'], " ");
+    if !matches!(notify(false, &[NotifyState::Status(line)]), Ok(true)) {
+        return;
+    }
+    let Ok((read, write)) = nix::unistd::pipe() else {
+        return;
+    };
+    let sent = notify_with_fds(
+        false,
+        &[NotifyState::Other("BARRIER=1".to_string())],
+        &[write.as_raw_fd()],
+    );
+    drop(write);
+    if !matches!(sent, Ok(true)) {
+        return;
+    }
+    // the manager closes its copy of the write end once it has handled what was sent before
+    let (done, closed) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = std::fs::File::from(read).read(&mut [0u8; 1]);
+        let _ = done.send(());
+    });
+    let _ = closed.recv_timeout(std::time::Duration::from_secs(5));
+}
