@@ -61,3 +61,87 @@ dump_state() {
   echo "---- containers ----" >&2; upodman ps -a >&2 || true
   echo "---- user journal (last 60) ----" >&2; ujournal -n 60 >&2 || true
 }
+
+# why ID: what systemd and podman say about an app, for a failure message
+why() {
+  uctl status --no-pager -n 15 "archy-$1.service" 2>&1 | head -40
+  upodman ps -a --filter "name=archy-$1" --format '{{.Names}} {{.ID}} {{.Status}}'
+}
+
+# note TEXT: a timing or finding in the scenario's output (bats: its fd 3; a plain script: stderr)
+note() { if { true >&3; } 2>/dev/null; then echo "# $*" >&3; else echo "# $*" >&2; fi; }
+
+# Times, in microseconds since the epoch, so systemd's and podman's clocks compare.
+# ts_us UNIT PROPERTY: a realtime timestamp property (ActiveEnterTimestamp, ...); empty if unset
+ts_us() {
+  local v; v=$(uctl show --timestamp=us+utc -p "$2" --value "$1")
+  [ -z "$v" ] || date -d "$v" +%s%6N
+}
+# mgr_us PROPERTY: the same for a property of the user manager itself (UserspaceTimestamp, ...)
+mgr_us() { date -d "$(uctl show --timestamp=us+utc -p "$1" --value)" +%s%6N; }
+# rfc_us TIME: a time as podman prints them: RFC 3339 (health log Start/End) or Go's default
+# (.State.StartedAt: "2006-01-02 15:04:05.999999999 +0000 UTC")
+rfc_us() { local t=$1; [[ $t != *" "[+-][0-9][0-9][0-9][0-9]" "* ]] || t=${t% *}; date -d "$t" +%s%6N; }
+now_us() { date +%s%6N; }
+# secs FROM_US TO_US: the seconds between two such times
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b - a) / 1e6 }'; }
+# first_healthy_us CONTAINER: when its first passing health check in podman's log ended (podman
+# keeps the last 5 checks: meaningful while the container is young)
+first_healthy_us() {
+  local t
+  t=$(upodman inspect --format '{{range .State.Health.Log}}{{if eq .ExitCode 0}}{{.End}}{{"\n"}}{{end}}{{end}}' "$1" |
+    head -n 1)
+  [ -n "$t" ] && rfc_us "$t"
+}
+# cid CONTAINER: its full ID, or nothing
+cid() { upodman inspect --format '{{.Id}}' "$1" 2>/dev/null; }
+# ready ID: the app's unit is active and its container healthy
+ready() { is_state "archy-$1.service" active && is_health "archy-$1" healthy; }
+
+# admin_manifest ID: install stdin as /etc/archipelago/apps/ID.toml, the way an admin's editor or
+# a package would (a complete file renamed into place; replaces a mask). archy-reconcile.path
+# reacts to it; callers that need the unit now also run `uctl daemon-reload`.
+admin_manifest() {
+  mkdir -p /etc/archipelago/apps
+  cat >"/etc/archipelago/.$1.toml.new"
+  chmod 644 "/etc/archipelago/.$1.toml.new"
+  mv -f "/etc/archipelago/.$1.toml.new" "/etc/archipelago/apps/$1.toml"
+}
+
+# A reboot of the node, as far as the user's services see one. The sandbox's PID 1 started the
+# user manager in its delegated cgroup; these do what the system manager and logind would.
+USER_CG=/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service
+SESSION_CG=/sys/fs/cgroup/user.slice/user-1000.slice/session-1.scope
+manager_pid() { head -n 1 "$USER_CG/init.scope/cgroup.procs" 2>/dev/null; }
+cg_empty() { [ -z "$(find "$1" -name cgroup.procs -exec cat {} + 2>/dev/null)" ]; }
+# user_manager_down [--crash]: stopping user@1000.service at shutdown: SIGTERM to the manager,
+# which stops every unit (podman's ExecStop removes the containers) and exits; then SIGKILL to
+# whatever is left (KillMode=mixed) and the runtime dir goes (a tmpfs, removed at logout).
+# --crash: a power cut: everything is killed at once, nothing is stopped, containers stay behind
+# in podman's storage as they were.
+user_manager_down() {
+  local pid; pid=$(manager_pid)
+  [ -n "$pid" ] || { echo "no user manager running" >&2; return 1; }
+  if [ "${1:-}" != --crash ]; then
+    kill -TERM "$pid"
+    wait_for "${ARCHY_E2E_STOP_WAIT:-120}" eval "! kill -0 $pid" || { echo "user manager $pid did not exit" >&2; return 1; }
+  fi
+  echo 1 >"$USER_CG/cgroup.kill"; echo 1 >"$SESSION_CG/cgroup.kill"
+  wait_for 10 cg_empty "$USER_CG" && wait_for 10 cg_empty "$SESSION_CG" || { echo "processes left in the user's cgroups" >&2; return 1; }
+  find /run/user/1000 -mindepth 1 -maxdepth 1 -exec rm -rf --one-file-system {} +
+}
+# user_manager_up: start the user manager as the sandbox did (its generators run: archy-generator
+# renders the units again); returns once it answers and its units are loaded
+user_manager_up() {
+  (echo $BASHPID >"$USER_CG/cgroup.procs"
+   exec setpriv --reuid 1000 --regid 1000 --init-groups env -i $NODE_ENV /usr/lib/systemd/systemd --user \
+     >>/tmp/user-manager.log 2>&1 </dev/null 3>&-) 3>&- &
+  local state=
+  for _ in $(seq 600); do
+    state=$(as_node systemctl --user is-system-running 2>/dev/null || true)
+    case $state in starting|running|degraded) break ;; esac
+    sleep 0.05
+  done
+  case $state in starting|running|degraded) ;; *) echo "user manager not up: ${state:-no answer}" >&2; return 1 ;; esac
+  uctl start dbus.socket
+}
