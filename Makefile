@@ -26,7 +26,7 @@ unit-test:
 	$(CARGO) test --locked
 
 ## end-to-end scenarios in a Debian 13 root with systemd --user and rootless podman (needs root)
-e2e: build
+e2e: build deb
 	rm -rf target/e2e-stage
 	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/target/e2e-stage PREFIX=/usr
 	ARCHY_STAGE=$(CURDIR)/target/e2e-stage tests/e2e/run.sh

@@ -26,7 +26,9 @@ pub fn image_exists(reference: &str) -> std::io::Result<bool> {
 /// journal).
 pub fn build(reference: &str, context: &Path) -> std::io::Result<bool> {
     let mut c = podman();
-    c.args(["build", "--tag", reference, "--"]).arg(context);
+    // --pull=never: a FROM image comes from local storage, never from a registry node.toml
+    // does not allow
+    c.args(["build", "--pull=never", "--tag", reference, "--"]).arg(context);
     Ok(c.status()?.success())
 }
 
