@@ -280,7 +280,15 @@ as_node() {
   (echo $BASHPID >/sys/fs/cgroup/user.slice/user-1000.slice/session-1.scope/cgroup.procs
    cd /home/node && exec setpriv --reuid 1000 --regid 1000 --init-groups env -i $NODE_ENV "$@")
 }
-export NODE_ENV; export -f as_node
+# user_manager: start node's systemd --user as user@1000.service would: in its delegated cgroup, its
+# stdout and stderr on the journal (with $JOURNAL_STREAM it logs there, natively: systemd's own
+# messages about a unit, "Scheduled restart job ...", are in `journalctl --user -u UNIT`)
+user_manager() {
+  (echo $BASHPID >/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/cgroup.procs
+   exec setpriv --reuid 1000 --regid 1000 --init-groups env -i $NODE_ENV \
+     systemd-cat --identifier=systemd /usr/lib/systemd/systemd --user </dev/null) &
+}
+export NODE_ENV; export -f as_node user_manager
 ENV
 . /etc/archy-e2e.env
 # the stand-in images are in the user's storage before any app unit can start, as on a node
@@ -293,8 +301,7 @@ if [ -z "$NOIMAGES" ]; then
   pause=$(cat /run/user/1000/libpod/tmp/pause.pid 2>/dev/null || true)
   [ -z "$pause" ] || kill "$pause" 2>/dev/null || true
 fi
-(echo $BASHPID >"/sys/fs/cgroup/$CG/cgroup.procs"
- exec setpriv --reuid 1000 --regid 1000 --init-groups env -i $NODE_ENV /usr/lib/systemd/systemd --user >/tmp/user-manager.log 2>&1) &
+user_manager
 # up and its units (generators included) loaded; not "--wait": with apps in archy.target,
 # startup lasts as long as their health gates and restart loops do
 for _ in $(seq 600); do
@@ -315,8 +322,8 @@ printf '[sandbox] %s exited %d after %s\n' "$INNER" "$rc" "$(since "$t1")" >&2
 if [ "$rc" != 0 ] && [ -z "${ARCHY_E2E_QUIET:-}" ]; then
   echo "[sandbox] ---- journal (last 80 lines, without podman's own events) ----" >&2
   journalctl --no-pager -q -o short-monotonic | grep -v ' podman\[[0-9]*\]: ' | tail -n 80 >&2 || true
-  echo "[sandbox] ---- user manager's stderr (generators) ----" >&2
-  tail -n 20 /tmp/user-manager.log >&2 || true
+  echo "[sandbox] ---- the user manager's own output (generators' stderr, ...) ----" >&2
+  journalctl --no-pager -q -t systemd -n 20 >&2 || true
 fi
 exit "$rc"
 BOOT
