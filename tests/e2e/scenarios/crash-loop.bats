@@ -1,0 +1,75 @@
+#!/usr/bin/env bats
+# archy-e2e-apps: none
+#
+# An app whose process exits at once: bitcoin-core with the stand-in's `standin-exit` file in its
+# data dir (bitcoind exits 1 at start), and an admin copy of its manifest with a short restart
+# delay (100ms growing to 8s; the catalog's 5s -> 5min would take an hour to show). systemd must
+# retry it with growing delays (the gaps between its start jobs in its journal grow; so does
+# RestartUSecNext), never give up with "start request repeated too quickly" (more starts within
+# 10 s than systemd's default StartLimitBurst=5 allows, and the unit is not failed), and bring
+# the app up by itself once the fault is gone.
+# Run: ARCHY_STAGE=DIR tests/e2e/run.sh crash-loop
+
+source /src/tests/e2e/lib/common.sh
+
+U=archy-bitcoin-core.service
+DIR=$DATA/bitcoin-core
+STARTS=${ARCHY_E2E_CRASH_STARTS:-10}
+W=${BATS_FILE_TMPDIR:-/tmp}
+# starts: when systemd began each start job of the unit (µs, monotonic), from its journal
+starts() {
+  ujournal -u "$U" MESSAGE_ID=7d4958e842da4a758f6c1cdc7b36dcc5 -o json --output-fields=JOB_TYPE |
+    grep '"JOB_TYPE":"start"' | grep -o '"__MONOTONIC_TIMESTAMP":"[0-9]*"' | grep -o '[0-9][0-9]*'
+}
+
+setup_file() {
+  install -d -o node -g node "$DIR"
+  as_node touch "$DIR/standin-exit"
+  sed '/^\[service\]/a restart_delay = "100ms"\nrestart_max_delay = "8s"' \
+    /usr/share/archipelago/apps/bitcoin-core.toml | admin_manifest bitcoin-core
+  uctl daemon-reload
+  uctl start --no-block "$U"
+}
+
+@test "the crashing app is retried with growing delays and never gives up" {
+  grep -q '^restart_delay = "100ms"' /etc/archipelago/apps/bitcoin-core.toml || fail "override not installed"
+  [ "$(prop "$U" RestartUSec)" = 100ms ] || fail "RestartSec: $(prop "$U" RestartUSec)"
+  # sample systemd's state every 0.1 s until STARTS starts: the unit is never `failed`; the
+  # delays it schedules (RestartUSecNext)
+  seen=" " delays=" " t0=$(now_us)
+  while :; do
+    declare -A p=()
+    while IFS='=' read -r k v; do p[$k]=$v; done < <(uctl show "$U" -p NRestarts,ActiveState,SubState,Result,RestartUSecNext)
+    [ "${p[ActiveState]}" != failed ] || fail "failed (Result=${p[Result]}) after ${p[NRestarts]} restarts: $(why bitcoin-core)"
+    case $seen in *" ${p[ActiveState]}/${p[SubState]} "*) ;; *) seen="$seen${p[ActiveState]}/${p[SubState]} " ;; esac
+    case $delays in *" ${p[RestartUSecNext]} "*) ;; *) delays="$delays${p[RestartUSecNext]} " ;; esac
+    [ "${p[NRestarts]}" -lt $((STARTS - 1)) ] || break
+    [ "$(now_us)" -lt $((t0 + 90000000)) ] || fail "only ${p[NRestarts]} restarts in 90 s: $(why bitcoin-core)"
+    sleep 0.1
+  done
+  # systemd's own record of each start ("Starting ...", a start job) in the journal
+  wait_for 10 eval '[ "$(starts | wc -l)" -ge "$STARTS" ]' || fail "the journal has $(starts | wc -l) starts"
+  starts | head -n "$STARTS" >"$W/starts"
+  gaps=$(awk 'NR > 1 { printf "%.2f ", ($1 - p) / 1e6 } { p = $1 }' "$W/starts")
+  note "$STARTS starts in $(secs "$(head -n1 "$W/starts")" "$(tail -n1 "$W/starts")")s; gaps between starts (s): $gaps"
+  note "RestartUSecNext seen:${delays% }"
+  note "unit states seen:${seen% }"
+  # the gaps grow: the last is over twice the first, and none shrinks by more than jitter
+  tr ' ' '\n' <<<"$gaps" | sed '/^$/d' | awk '{ g[NR] = $1 }
+    END { if (g[NR] < 2 * g[1]) exit 1; for (i = 2; i <= NR; i++) if (g[i] < g[i-1] - 0.3) exit 1 }' ||
+    fail "the gaps do not grow: $gaps"
+  # more starts within some 10 s than the default start limit (5 per 10 s) allows: without
+  # StartLimitIntervalSec=0 the unit would be failed with Result=start-limit-hit by now
+  most=$(awk '{ t[NR] = $1 } END { for (i = 1; i <= NR; i++) { c = 0; for (j = i; j <= NR && t[j] - t[i] <= 10e6; j++) c++; if (c > m) m = c } print m }' "$W/starts")
+  note "most starts within 10 s: $most (systemd's default StartLimitBurst is 5)"
+  [ "$most" -gt 5 ] || fail "the test did not exceed the default start limit (at most $most starts in 10 s)"
+  [ "$(prop "$U" ActiveState)" = activating ] || fail "unit $(prop "$U" ActiveState)/$(prop "$U" SubState)"
+  [ "$(prop "$U" Result)" != start-limit-hit ] || fail "start-limit-hit"
+}
+
+@test "once the fault is gone, the next retry brings it up: nobody resets or starts anything" {
+  t0=$(now_us); n=$(prop "$U" NRestarts)
+  rm "$DIR/standin-exit"
+  wait_for 30 ready bitcoin-core || fail "$(why bitcoin-core)"
+  note "fault removed (NRestarts $n, next delay $(prop "$U" RestartUSecNext)) -> active+healthy $(secs "$t0" "$(now_us)")s, NRestarts $(prop "$U" NRestarts)"
+}
