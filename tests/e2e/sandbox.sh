@@ -52,6 +52,9 @@
 #   manager's network-online state that this test bed has not got, and hangs: the test bed masks
 #   it in /etc/systemd/user (production units keep the dependency; bitcoind does need the network).
 # - the user manager needs its own delegated cgroup: user.slice/user-1000.slice/user@1000.service.
+# - every sandbox starts in a new cgroup of its own: the cgroup namespace (-C) is rooted where
+#   unshare starts, and two sandboxes rooted in the same cgroup share user@1000.service and every
+#   unit's cgroup (seen: one sandbox's init.scope listing the other's manager).
 # - no systemd-tmpfiles has run: /var/log/journal must exist and be setgid systemd-journal, or
 #   'journalctl --user' reads nothing (volatile journals are not split per user).
 # - podman's storage cannot live on overlayfs: the user's home is a fresh host directory.
@@ -178,11 +181,17 @@ run() {
   local netns=-n; [ -z "${ARCHY_E2E_HOSTNET:-}" ] || netns=
   # in the background so that a signal (Ctrl-C, run.sh's timeout) can end the namespace: when
   # unshare dies, --kill-child kills its PID 1 and with it everything inside
-  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM="${TERM:-dumb}" T0="$t0" STAGE="${ARCHY_STAGE:-}" \
+  # in a cgroup of its own: with -C, the cgroup unshare starts in is the root of the sandbox's
+  # cgroup tree, and sandboxes sharing one would share user@1000.service and every unit's cgroup
+  local cg; cg=$(own_cgroup "$t") || die "no cgroup2 hierarchy to make the sandbox's cgroup in"
+  # shellcheck disable=SC2064
+  trap "rm -rf --one-file-system '$t'; rm_cgroup '$cg'" EXIT
+  (echo $BASHPID >"$cg/cgroup.procs"
+   exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM="${TERM:-dumb}" T0="$t0" STAGE="${ARCHY_STAGE:-}" \
     SRC="$REPO" IMAGES="$CACHE/images" INNER="$inner" HOSTNET="${ARCHY_E2E_HOSTNET:-}" \
     NOIMAGES="${ARCHY_E2E_NO_IMAGES:-}" APPS="$apps" \
     unshare -C -m -u $netns -p -f --mount-proc --kill-child \
-    bash "$t/boot.sh" "$ROOT" "$t" "${envs[@]}" -- "$@" <&0 &
+    bash "$t/boot.sh" "$ROOT" "$t" "${envs[@]}" -- "$@") <&0 &
   pid=$!
   # unshare ignores SIGTERM while it waits for its child: SIGKILL it (--kill-child does the rest)
   trap 'kill -KILL $pid 2>/dev/null; log "interrupted"' INT TERM
@@ -191,6 +200,27 @@ run() {
   trap - INT TERM
   log "total $(since "$t0") (rc=$rc)"
   return "$rc"
+}
+
+# own_cgroup DIR: a new cgroup (named after DIR) below this process's own in the cgroup2 hierarchy
+own_cgroup() {
+  local fs p
+  for fs in /sys/fs/cgroup /sys/fs/cgroup/unified; do
+    [ "$(stat -f -c %T "$fs" 2>/dev/null)" = cgroup2fs ] || continue
+    p=$(sed -n 's/^0:://p' /proc/self/cgroup)
+    mkdir "$fs${p%/}/archy-e2e.${1##*.}" && echo "$fs${p%/}/archy-e2e.${1##*.}"
+    return
+  done
+  return 1
+}
+# rm_cgroup CG: remove it and what the sandbox made below it, once its processes are gone
+rm_cgroup() {
+  for _ in $(seq 25); do
+    find "$1" -depth -type d -exec rmdir {} + 2>/dev/null
+    [ -d "$1" ] || return 0
+    sleep 0.2
+  done
+  log "warning: could not remove the cgroup $1"
 }
 
 # Runs as PID 1 of the sandbox's PID namespace: builds the root's mounts, boots journald and the
