@@ -112,13 +112,14 @@ admin_manifest() {
 # user manager in its delegated cgroup; these do what the system manager and logind would.
 USER_CG=/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service
 SESSION_CG=/sys/fs/cgroup/user.slice/user-1000.slice/session-1.scope
-manager_pid() { head -n 1 "$USER_CG/init.scope/cgroup.procs" 2>/dev/null; }
-cg_empty() { [ -z "$(find "$1" -name cgroup.procs -exec cat {} + 2>/dev/null)" ]; }
+manager_pid() { grep -m 1 -vx 0 "$USER_CG/init.scope/cgroup.procs" 2>/dev/null; }   # 0: not in our PID namespace
+cg_empty() { [ -z "$(find "$1" -name cgroup.procs -exec cat {} + 2>/dev/null | grep -vx 0)" ]; }
 # user_manager_down [--crash]: stopping user@1000.service at shutdown: SIGTERM to the manager,
 # which stops every unit (podman's ExecStop removes the containers) and exits; then SIGKILL to
 # whatever is left (KillMode=mixed) and the runtime dir goes (a tmpfs, removed at logout).
 # --crash: a power cut: everything is killed at once, nothing is stopped, containers stay behind
-# in podman's storage as they were.
+# in podman's storage as they were. Processes are killed one by one: after a write to cgroup.kill
+# this kernel went on killing what the next manager started in those cgroups.
 user_manager_down() {
   local pid; pid=$(manager_pid)
   [ -n "$pid" ] || { echo "no user manager running" >&2; return 1; }
@@ -126,7 +127,9 @@ user_manager_down() {
     kill -TERM "$pid"
     wait_for "${ARCHY_E2E_STOP_WAIT:-120}" eval "! kill -0 $pid" || { echo "user manager $pid did not exit" >&2; return 1; }
   fi
-  echo 1 >"$USER_CG/cgroup.kill"; echo 1 >"$SESSION_CG/cgroup.kill"
+  local left
+  left=$(find "$USER_CG" "$SESSION_CG" -name cgroup.procs -exec cat {} + 2>/dev/null | grep -vx 0)
+  [ -z "$left" ] || kill -KILL $left 2>/dev/null
   wait_for 10 cg_empty "$USER_CG" && wait_for 10 cg_empty "$SESSION_CG" || { echo "processes left in the user's cgroups" >&2; return 1; }
   find /run/user/1000 -mindepth 1 -maxdepth 1 -exec rm -rf --one-file-system {} +
 }
@@ -134,6 +137,7 @@ user_manager_down() {
 # renders the units again); returns once it answers and its units are loaded
 user_manager_up() {
   user_manager 3>&-   # the sandbox's own way (/etc/archy-e2e.env); bats' fd 3 must not stay open
+  disown "$!" 2>/dev/null || true   # no "Killed" from this shell at the next power cut
   local state=
   for _ in $(seq 600); do
     state=$(as_node systemctl --user is-system-running 2>/dev/null || true)
