@@ -34,6 +34,10 @@ says_why() {
   [[ $1 == *"comand"* ]]
 }
 
+# logged_since T: the unit's journal since T (µs) says why (journald writes the hook's output a
+# moment after systemd has seen it exit)
+logged_since() { says_why "$(ujournal -u "$B" --since "@$(($1 / 1000000))")"; }
+
 @test "the good apps run" {
   for id in "${APPS[@]}"; do
     wait_for "$WAIT" ready "$id" || fail "$(why "$id")"
@@ -49,6 +53,7 @@ says_why() {
   [ "$status" = 0 ] || fail "start archy.target: $status $output"
   wait_for 30 is_state "$B" failed || fail "$(uctl status --no-pager "$B")"
   note "manifest written -> archy-broken.service failed in $(secs "$t0" "$(now_us)")s"
+  wait_for 10 logged_since "$t0" || fail "the reason is not in the journal"
   [ "$(prop "$B" Result)" = exit-code ] || fail "Result=$(prop "$B" Result)"
   while read -r id inv; do
     ready "$id" || fail "$(why "$id")"
@@ -83,7 +88,7 @@ says_why() {
   done
   note "manager started -> the three good apps active+healthy in $(secs "$t1" "$(now_us)")s"
   wait_for 30 is_state "$B" failed || fail "$(uctl status --no-pager "$B")"
-  says_why "$(ujournal -u "$B" --since "@$((t1 / 1000000))")" || fail "not in the journal since the boot"
+  wait_for 10 logged_since "$t1" || fail "not in the journal since the boot: $(ujournal -u "$B" --since "@$((t1 / 1000000))")"
 }
 
 @test "fixing the manifest is all it takes: the app runs" {
