@@ -121,6 +121,32 @@ pub fn running_digest(id: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// How long reconcile waits for a starting app's container to appear (see `settled_digest`).
+const CREATE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The digest of the definition the app's container runs, once that is knowable. While the unit
+/// is in its `start` state without a container, podman run is creating one from the command line
+/// it was spawned with, which may predate this pass's reload: wait for the container rather than
+/// take "no container" for "nothing to compare" (an edit landing then was never applied). In any
+/// other state without a container, the next start uses the definition loaded now.
+pub fn settled_digest(id: &str) -> Option<String> {
+    let unit = format!("archy-{id}.service");
+    let deadline = std::time::Instant::now() + CREATE_WAIT;
+    loop {
+        if let Some(d) = running_digest(id) {
+            return Some(d);
+        }
+        let sub = systemctl::show(std::slice::from_ref(&unit), &["SubState"])
+            .ok()
+            .and_then(|v| v.into_iter().next())
+            .and_then(|m| m.get("SubState").cloned());
+        if sub.as_deref() != Some("start") || std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// Moves Quadlet files the old orchestrator left (`archy-*.container` in the user's Quadlet dir)
 /// aside, once: they would produce services with archy's names.
 pub fn migrate_legacy(log: &HookLog) -> Vec<PathBuf> {
@@ -217,7 +243,7 @@ pub fn reconcile(paths: &Paths, log: &HookLog) -> anyhow::Result<Summary> {
             let Some(want) = generated_digest(&generator_dir, id) else {
                 continue;
             };
-            if let Some(have) = running_digest(id) {
+            if let Some(have) = settled_digest(id) {
                 if have != want {
                     changed.push(format!("archy-{id}.service"));
                     summary.restarted.insert(id.clone());
