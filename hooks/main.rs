@@ -346,7 +346,10 @@ fn status(json: bool) -> anyhow::Result<()> {
         } else {
             String::new()
         };
-        let stale = catalog.valid.get(id.as_str()).and_then(|a| a.stale.as_ref());
+        let stale = catalog
+            .valid
+            .get(id.as_str())
+            .and_then(|a| a.stale.as_ref());
         let error = match (invalid, stale) {
             (Some(bad), _) => bad.errors.first().map(|e| e.to_string()),
             (None, Some(e)) => Some(format!("{e} (running its last good definition)")),

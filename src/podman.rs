@@ -28,7 +28,8 @@ pub fn build(reference: &str, context: &Path) -> std::io::Result<bool> {
     let mut c = podman();
     // --pull=never: a FROM image comes from local storage, never from a registry node.toml
     // does not allow
-    c.args(["build", "--pull=never", "--tag", reference, "--"]).arg(context);
+    c.args(["build", "--pull=never", "--tag", reference, "--"])
+        .arg(context);
     Ok(c.status()?.success())
 }
 
