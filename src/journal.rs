@@ -10,17 +10,24 @@ pub struct HookLog {
     app: Option<String>,
     to_stderr: bool,
     to_journal: bool,
+    /// The user unit running this hook, named in each entry (see `user_unit_of_cgroup`).
+    unit: Option<String>,
 }
 
 impl HookLog {
     pub fn new(hook: &'static str, app: Option<&str>) -> Self {
         let to_journal = Path::new("/run/systemd/journal/socket").exists()
             && std::env::var("ARCHY_LOG").as_deref() != Ok("stderr");
+        let unit = to_journal
+            .then(|| std::fs::read_to_string("/proc/self/cgroup").ok())
+            .flatten()
+            .and_then(|c| user_unit_of_cgroup(&c));
         Self {
             hook,
             app: app.map(str::to_string),
             to_stderr: !(to_journal && connected_to_journal()),
             to_journal,
+            unit,
         }
     }
 
@@ -32,6 +39,12 @@ impl HookLog {
             ];
             if let Some(app) = &self.app {
                 fields.push(("ARCHY_APP", app.clone()));
+            }
+            if let Some(unit) = &self.unit {
+                fields.push(("USER_UNIT", unit.clone()));
+                if let Ok(id) = std::env::var("INVOCATION_ID") {
+                    fields.push(("USER_INVOCATION_ID", id));
+                }
             }
             if journal_send(priority, msg, fields.into_iter()).is_err() && !self.to_stderr {
                 eprintln!("{msg}");
@@ -56,6 +69,22 @@ impl HookLog {
     pub fn error(&self, msg: &str) {
         self.log(Priority::Error, msg);
     }
+}
+
+/// The user unit whose cgroup `cgroup` (the text of /proc/self/cgroup) is in: the innermost
+/// `*.service` below a user manager (`user@<uid>.service`). journald attributes an entry to the
+/// sender's unit by looking the sender up when the entry arrives; a hook has often exited by then
+/// (seen on the test bed: reconcile's lines missing from `journalctl --user -u
+/// archy-reconcile`). `journalctl --user -u` and `systemctl --user status` also take entries that
+/// name the unit as `USER_UNIT=` with the user's own uid, as the manager's own do.
+pub fn user_unit_of_cgroup(cgroup: &str) -> Option<String> {
+    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let (_, below) = path.split_once("/user@")?;
+    let (_, below) = below.split_once(".service/")?;
+    below
+        .rsplit('/')
+        .find(|c| c.ends_with(".service"))
+        .map(str::to_string)
 }
 
 /// For a hook a unit runs (ExecStartPre=, ExecCondition=): gives the manager a one-line status,
@@ -92,4 +121,36 @@ pub fn notify_status(msg: &str) {
         let _ = done.send(());
     });
     let _ = closed.recv_timeout(std::time::Duration::from_secs(5));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_user_unit_from_the_cgroup() {
+        let at = |p: &str| user_unit_of_cgroup(&format!("0::{p}\n"));
+        let base = "/user.slice/user-1000.slice/user@1000.service/app.slice";
+        assert_eq!(
+            at(&format!("{base}/archy-lnd.service")).as_deref(),
+            Some("archy-lnd.service")
+        );
+        // a delegated unit's sub-cgroup
+        assert_eq!(
+            at(&format!("{base}/archy-lnd.service/control")).as_deref(),
+            Some("archy-lnd.service")
+        );
+        assert_eq!(
+            at(&format!("{base}/archy-secret@bitcoind-rpc.service")).as_deref(),
+            Some("archy-secret@bitcoind-rpc.service")
+        );
+        // not below a user manager: a login session, a system service, cgroup v1 only
+        assert_eq!(at("/user.slice/user-1000.slice/session-1.scope"), None);
+        assert_eq!(at("/system.slice/dpkg.service"), None);
+        assert_eq!(
+            at("/user.slice/user-1000.slice/user@1000.service/init.scope"),
+            None
+        );
+        assert_eq!(user_unit_of_cgroup("1:name=systemd:/x.service\n"), None);
+    }
 }
