@@ -66,6 +66,26 @@ running() { is_state "archy-$1.service" active && [ "$(greeting "$1")" = "$2" ] 
 gone() { [ "$(prop "archy-$1.service" LoadState)" = not-found ] && ! upodman container exists "archy-$1"; }
 median() { sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 secs() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+# what the old orchestrator left in the user's Quadlet dir for bitcoin-ui
+legacy() {
+  cat <<'EOF'
+# written by the old orchestrator
+[Unit]
+Description=bitcoin-ui (old orchestrator)
+
+[Container]
+ContainerName=archy-bitcoin-ui
+Image=docker.io/nginxinc/nginx-unprivileged:1.29-alpine
+PublishPort=127.0.0.1:8081:8080
+
+[Service]
+Restart=always
+
+[Install]
+WantedBy=default.target
+EOF
+}
+moved() { [ ! -e "$NODE_QUADLET/archy-bitcoin-ui.container" ] && [ -e "$NODE_QUADLET/archy-bitcoin-ui.container.migrated-by-archy" ]; }
 
 @test "archy-reconcile.path is active: archy.target wants it" {
   uctl show -p Wants --value archy.target | tr ' ' '\n' | grep -qx archy-reconcile.path ||
@@ -73,6 +93,13 @@ secs() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
   wait_for 30 is_state archy-reconcile.path active || fail "archy-reconcile.path: $(prop archy-reconcile.path ActiveState)"
   for id in bitcoin-core bitcoin-ui; do
     wait_for "$START_WAIT" is_state "archy-$id.service" active || fail "$(why "$id")"
+  done
+  # it applied once when it started with the manager: the boot-started apps have a last good
+  # manifest already (an invalid edit of one of them keeps it running: must-show 5)
+  wait_for 30 eval "ujournal -u archy-reconcile.service -o cat | grep -q '^reconciled in'" ||
+    fail "reconcile did not run at start"
+  for id in bitcoin-core bitcoin-ui; do
+    [ -s "$NODE_STATE/archipelago/last-good/$id.toml" ] || fail "no last good manifest of $id"
   done
 }
 
@@ -164,7 +191,7 @@ secs() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
   # an unknown key, and a value that was not there before: nothing of it may reach the app
   drop web-a broken 'colour = "blue"'
   reconciled() { [ "$(ujournal -u archy-reconcile.service -o cat | grep -c '^reconciled in')" -gt "$runs0" ] && is_state archy-reconcile.service inactive; }
-  wait_for 30 reconciled || fail "reconcile did not run"
+  wait_for 30 reconciled || fail "reconcile did not run: $(uctl status --no-pager -n 0 archy-reconcile.path archy-reconcile.service; ujournal -u archy-reconcile.service -n 15 -o cat; ls -la --time-style=full-iso "$ADMIN")"
   [ "$(inv web-a)" = "$inv0" ] || fail "web-a was restarted"
   [ "$(cid web-a)" = "$cid0" ] || fail "web-a's container changed"
   [ "$(greeting web-a)" = "$g0" ] || fail "web-a's environment changed: $(greeting web-a)"
@@ -189,27 +216,11 @@ secs() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 @test "must-show 6: an old orchestrator's archy-bitcoin-ui.container is moved aside; archy's unit runs" {
   inv_ui=$(inv bitcoin-ui)
   install -d -o node -g node "$NODE_HOME/.config" "$NODE_HOME/.config/containers" "$NODE_QUADLET"
-  cat >"$NODE_QUADLET/archy-bitcoin-ui.container" <<'EOF'
-# written by the old orchestrator
-[Unit]
-Description=bitcoin-ui (old orchestrator)
-
-[Container]
-ContainerName=archy-bitcoin-ui
-Image=docker.io/nginxinc/nginx-unprivileged:1.29-alpine
-PublishPort=127.0.0.1:8081:8080
-
-[Service]
-Restart=always
-
-[Install]
-WantedBy=default.target
-EOF
+  legacy >"$NODE_QUADLET/archy-bitcoin-ui.container"
   chown node:node "$NODE_QUADLET/archy-bitcoin-ui.container"
   # any manifest change makes reconcile run (here: web-b rewritten as it is)
   t0=$(now)
   web web-b "$(greeting web-b)" >"$ADMIN/.web-b.toml.new" && mv "$ADMIN/.web-b.toml.new" "$ADMIN/web-b.toml"
-  moved() { [ ! -e "$NODE_QUADLET/archy-bitcoin-ui.container" ] && [ -e "$NODE_QUADLET/archy-bitcoin-ui.container.migrated-by-archy" ]; }
   wait_for 30 moved || fail "not moved: $(ls -la "$NODE_QUADLET")"
   echo "# moved aside after $(secs "$t0")s: $(ls "$NODE_QUADLET" | tr '\n' ' ')" >&3
   wait_for 30 is_state archy-reconcile.service inactive || fail "reconcile still running"
@@ -228,4 +239,26 @@ EOF
   code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -d '{"method":"uptime"}' http://127.0.0.1:8081/)
   [ "$code" = 200 ] || fail "the UI answers $code"
   echo "# archy-bitcoin-ui.service: SourcePath $(prop archy-bitcoin-ui.service SourcePath), InvocationID $([ "$(inv bitcoin-ui)" = "$inv_ui" ] && echo unchanged || echo changed), UI 200" >&3
+}
+
+@test "must-show 6 at boot: a legacy file there when the manager starts is moved aside; archy's unit runs" {
+  legacy >"$NODE_QUADLET/archy-bitcoin-ui.container"
+  chown node:node "$NODE_QUADLET/archy-bitcoin-ui.container"
+  user_manager_down || fail "shutdown"
+  t0=$(now)
+  user_manager_up || fail "the user manager did not come up"
+  # both generators ran with the file there: podman's made a unit of the same name from it
+  wait_for 30 moved || fail "not moved: $(ls -la "$NODE_QUADLET")"
+  echo "# manager started -> legacy file moved aside: $(secs "$t0")s" >&3
+  wait_for "$START_WAIT" is_state archy-bitcoin-ui.service active || fail "$(why bitcoin-ui)"
+  wait_for 30 is_state archy-reconcile.service inactive || fail "reconcile still running"
+  [ "$(prop archy-bitcoin-ui.service SourcePath)" = "$GEN/archy-quadlet/archy-bitcoin-ui.container" ] ||
+    fail "SourcePath: $(prop archy-bitcoin-ui.service SourcePath)"
+  want=$(sed -n 's/^Label="archy.digest=\(.*\)"$/\1/p' "$GEN/archy-quadlet/archy-bitcoin-ui.container")
+  runs_archys() { [ "$(upodman inspect -f '{{index .Config.Labels "archy.digest"}}' archy-bitcoin-ui)" = "$want" ] &&
+    is_state archy-bitcoin-ui.service active; }
+  wait_for "$START_WAIT" runs_archys || fail "the container does not run archy's definition: $(why bitcoin-ui)"
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -d '{"method":"uptime"}' http://127.0.0.1:8081/)
+  [ "$code" = 200 ] || fail "the UI answers $code"
+  echo "# after boot: $(ujournal -o cat ARCHY_HOOK=reconcile | grep '^reconciled in' | tail -n 1); UI 200 after $(secs "$t0")s" >&3
 }
