@@ -85,13 +85,19 @@ rfc_us() { local t=$1; [[ $t != *" "[+-][0-9][0-9][0-9][0-9]" "* ]] || t=${t% *}
 now_us() { date +%s%6N; }
 # secs FROM_US TO_US: the seconds between two such times
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b - a) / 1e6 }'; }
-# first_healthy_us CONTAINER: when its first passing health check in podman's log ended (podman
-# keeps the last 5 checks: meaningful while the container is young)
+# first_healthy_us CONTAINER: when podman first found it healthy: the end of the first passing
+# check in its health log, or, once that log (the last 5 checks) no longer holds it, the first
+# health_status=healthy event of that container (written right after the log)
 first_healthy_us() {
-  local t
-  t=$(upodman inspect --format '{{range .State.Health.Log}}{{if eq .ExitCode 0}}{{.End}}{{"\n"}}{{end}}{{end}}' "$1" |
+  local id log ev
+  id=$(cid "$1"); [ -n "$id" ] || return 1
+  log=$(upodman inspect --format '{{range .State.Health.Log}}{{if eq .ExitCode 0}}{{.End}}{{"\n"}}{{end}}{{end}}' "$id" |
     head -n 1)
-  [ -n "$t" ] && rfc_us "$t"
+  [ -z "$log" ] || log=$(rfc_us "$log")
+  ev=$(upodman events --stream=false --filter container="$id" --filter event=health_status \
+    --format '{{.TimeNano}} {{.HealthStatus}}' | awk '$2 == "healthy" { print $1; exit }')
+  [ -z "$ev" ] || ev=$((ev / 1000))
+  printf '%s\n' $log $ev | sort -n | head -n 1 | grep .
 }
 # cid CONTAINER: its full ID, or nothing
 cid() { upodman inspect --format '{{.Id}}' "$1" 2>/dev/null; }
