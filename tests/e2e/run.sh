@@ -5,7 +5,8 @@
 #
 # ARCHY_STAGE: a tree made by `make install DESTDIR=DIR PREFIX=/usr` (this script builds
 # nothing). SCENARIO: names or paths of tests/e2e/scenarios/*.sh|*.bats (default: all).
-# Prints each scenario's result and wall time, then "N passed, N failed"; exits 1 if any failed.
+# Prints each scenario's result, wall time and reported lines ("# ..."), then "N passed, N failed";
+# exits 1 if any failed.
 #   ARCHY_E2E_TIMEOUT  seconds per scenario (default 900)
 #   ARCHY_E2E_VERBOSE  if set, stream each scenario's output instead of showing it on failure
 #   ARCHY_E2E_LOGS     where the logs go (default: a new dir under /var/tmp)
@@ -52,6 +53,8 @@ for s in "${scenarios[@]}"; do
   fi
   if [ "$rc" = 0 ]; then
     passed=$((passed + 1)); printf 'PASS  %-44s %7s\n' "$name" "$(since "$ts")"
+    # what the scenario reported (bats: its "# ..." lines, timings among them)
+    [ -n "${ARCHY_E2E_VERBOSE:-}" ] || grep '^# ' "$log" | cut -c1-160 | sed 's/^/      /'
   else
     failed=$((failed + 1)); failures+=("$name")
     [ "$rc" = 124 ] && why=" (timed out)" || why=" (exit $rc)"

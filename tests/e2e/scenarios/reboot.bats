@@ -21,14 +21,14 @@ remember() {
     echo "$id $(prop "archy-$id.service" InvocationID) $(cid "archy-$id")"
   done >"$W/before"
 }
-# all_back T0: every app is back healthy with a new invocation and a new container; lnd and
+# all_back T0 WHAT: every app is back healthy with a new invocation and a new container; lnd and
 # bitcoin-ui began starting only once bitcoin-core was active; prints timings since T0
 all_back() {
   local id inv old core began
   for id in "${APPS[@]}"; do
     wait_for "$WAIT" ready "$id" || fail "$(why "$id")"
   done
-  note "manager started -> all three active+healthy in $(secs "$1" "$(now_us)")s"
+  note "$2: manager started -> all three active+healthy in $(secs "$1" "$(now_us)")s"
   while read -r id inv old; do
     [ "$(prop "archy-$id.service" InvocationID)" != "$inv" ] || fail "archy-$id.service: same InvocationID"
     [ "$(cid "archy-$id")" != "$old" ] || fail "archy-$id: same container"
@@ -51,13 +51,13 @@ all_back() {
   t0=$(now_us)
   user_manager_down || fail "shutdown"
   [ ! -e /run/user/1000/systemd/generator/archy-bitcoin-core.service ] || fail "the old units are still there"
-  note "shutdown (units stopped, manager gone) in $(secs "$t0" "$(now_us)")s"
+  note "reboot: shutdown (units stopped, manager gone) in $(secs "$t0" "$(now_us)")s"
   t1=$(now_us)
   user_manager_up || fail "the user manager did not come up"
   # the runtime dir was empty: these units are the new manager's generators' work
   [ -s /run/user/1000/systemd/generator/archy-quadlet/archy-bitcoin-core.container ] || fail "no units generated"
   [ "$(mgr_us GeneratorsFinishTimestamp)" -gt "$t1" ] || fail "generators did not run at this start"
-  all_back "$t1"
+  all_back "$t1" reboot
 }
 
 @test "power cut: everything killed at once; at boot the units replace the containers left behind" {
@@ -66,7 +66,7 @@ all_back() {
   user_manager_down --crash || fail "could not cut the power"
   t1=$(now_us)
   user_manager_up || fail "the user manager did not come up"
-  all_back "$t1"
+  all_back "$t1" "power cut"
   # podman's record: each container that was left behind was removed (by `podman run --replace`)
   while read -r id inv old; do
     ! upodman container exists "$old" || fail "archy-$id: the old container $old is still there"
