@@ -16,8 +16,14 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// Passes before reconcile gives up on inputs that keep changing (the next path event retries).
-const MAX_PASSES: usize = 20;
+/// Passes at full speed while the inputs keep changing; after that, a pause before each pass lets
+/// a writer (a package manager unpacking many apps) finish instead of reloading at every file.
+const FAST_PASSES: usize = 20;
+const SLOW_PASS_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long reconcile follows inputs that never stay still before it fails (visibly: the unit
+/// fails). It cannot stop earlier and leave the change to "the next event": archy-reconcile.path
+/// does not watch while this runs, so a change made during the last pass would never be applied.
+const KEEP_UP: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
@@ -192,8 +198,12 @@ pub fn reconcile(paths: &Paths, log: &HookLog) -> anyhow::Result<Summary> {
     let generator_dir = paths::generator_dir().context("no runtime dir")?;
     let last_good = paths.last_good().map(Path::to_path_buf);
     let mut summary = Summary::default();
+    let started = std::time::Instant::now();
     loop {
         summary.passes += 1;
+        if summary.passes > FAST_PASSES {
+            std::thread::sleep(SLOW_PASS_DELAY);
+        }
         let before = fingerprint(paths);
         summary.migrated.extend(migrate_legacy(log));
         let (_, catalog) = generate::load_catalog(paths);
@@ -269,8 +279,16 @@ pub fn reconcile(paths: &Paths, log: &HookLog) -> anyhow::Result<Summary> {
                 log.error(&e.to_string());
             }
         }
-        if fingerprint(paths) == before || summary.passes >= MAX_PASSES {
+        if fingerprint(paths) == before {
             return Ok(summary);
+        }
+        if started.elapsed() >= KEEP_UP {
+            anyhow::bail!(
+                "the app manifests or node.toml kept changing for {} s ({} passes); once they \
+                 are still, run `systemctl --user start archy-reconcile.service`",
+                KEEP_UP.as_secs(),
+                summary.passes
+            );
         }
     }
 }
