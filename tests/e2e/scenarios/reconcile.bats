@@ -163,6 +163,8 @@ moved() { [ ! -e "$NODE_QUADLET/archy-bitcoin-ui.container" ] && [ -e "$NODE_QUA
     else
       id=${apps[$((i % 3))]}; drop "$id" "v$i"; want[$id]=v$i
     fi
+    # 0-90 ms apart: edits land during reconcile's passes and the restarts it queued
+    sleep "0.0$((RANDOM % 10))"
   done
   writes=$(secs "$t0"); t1=$(now)
   converged() {
