@@ -424,6 +424,12 @@ fn reconcile() -> anyhow::Result<()> {
 fn post_install() -> anyhow::Result<()> {
     let log = HookLog::new("post-install", None);
     let user = archy::reconcile::node_user(&Paths::from_env())?;
+    // the package may have brought new versions of archy's own units, and a unit the manager
+    // still holds from before they were installed (a failed run, say) stays "not found" until a
+    // reload: without one, this start would fail or run the old definition
+    if archy::reconcile::user_systemctl(&user, &["daemon-reload"])? == Some(false) {
+        bail!("systemctl --user daemon-reload failed in {}'s manager", user.name);
+    }
     match archy::reconcile::user_systemctl(&user, &["start", "archy-reconcile.service"])? {
         None => log.notice(&format!(
             "the systemd user manager of {} is not running: manifests apply at its next start",
