@@ -4,8 +4,8 @@
 # An app whose process exits at once: bitcoin-core with the stand-in's `standin-exit` file in its
 # data dir (bitcoind exits 1 at start), and an admin copy of its manifest with a short restart
 # delay (100ms growing to 8s; the catalog's 5s -> 5min would take an hour to show). systemd must
-# retry it with growing delays (the gaps between its start jobs in its journal grow; so does
-# RestartUSecNext), never give up with "start request repeated too quickly" (more starts within
+# retry it with growing delays (in its journal, the waits from a failed attempt to the next restart
+# job grow, and with them the gaps between start jobs; so does RestartUSecNext), never give up with "start request repeated too quickly" (more starts within
 # 10 s than systemd's default StartLimitBurst=5 allows, and the unit is not failed), and bring
 # the app up by itself once the fault is gone.
 # Run: ARCHY_STAGE=DIR tests/e2e/run.sh crash-loop
@@ -16,11 +16,14 @@ U=archy-bitcoin-core.service
 DIR=$DATA/bitcoin-core
 STARTS=${ARCHY_E2E_CRASH_STARTS:-10}
 W=${BATS_FILE_TMPDIR:-/tmp}
-# starts: when systemd began each start job of the unit (µs, monotonic), from its journal
-starts() {
-  ujournal -u "$U" MESSAGE_ID=7d4958e842da4a758f6c1cdc7b36dcc5 -o json --output-fields=JOB_TYPE |
-    grep '"JOB_TYPE":"start"' | grep -o '"__MONOTONIC_TIMESTAMP":"[0-9]*"' | grep -o '[0-9][0-9]*'
+# at MESSAGE_ID: when systemd logged that message about the unit (µs, monotonic), from its journal
+at() {
+  ujournal -u "$U" MESSAGE_ID="$1" -o json --output-fields=MESSAGE_ID |
+    grep -o '"__MONOTONIC_TIMESTAMP":"[0-9]*"' | grep -o '[0-9][0-9]*'
 }
+STARTING=7d4958e842da4a758f6c1cdc7b36dcc5   # "Starting ...": a start job begins
+FAILED=d9b373ed55a64feb8242e02dbe79a49c     # "Failed with result ...": an attempt ended
+RESTART=5eb03494b6584870a536b337290809b3    # "Scheduled restart job, restart counter is at N"
 
 setup_file() {
   install -d -o node -g node "$DIR"
@@ -47,17 +50,28 @@ setup_file() {
     [ "$(now_us)" -lt $((t0 + 90000000)) ] || fail "only ${p[NRestarts]} restarts in 90 s: $(why bitcoin-core)"
     sleep 0.1
   done
-  # systemd's own record of each start ("Starting ...", a start job) in the journal
-  wait_for 10 eval '[ "$(starts | wc -l)" -ge "$STARTS" ]' || fail "the journal has $(starts | wc -l) starts"
-  starts | head -n "$STARTS" >"$W/starts"
+  # systemd's own record in the journal: each start job, each failed attempt, each restart
+  wait_for 10 eval '[ "$(at $RESTART | wc -l)" -ge $((STARTS - 1)) ]' || fail "the journal has $(at $RESTART | wc -l) restarts"
+  at $STARTING | head -n "$STARTS" >"$W/starts"
+  # the wait systemd put in before each restart: from the end of an attempt to the restart job
+  paste -d ' ' <(at $FAILED | head -n $((STARTS - 1))) <(at $RESTART | head -n $((STARTS - 1))) >"$W/waits"
   gaps=$(awk 'NR > 1 { printf "%.2f ", ($1 - p) / 1e6 } { p = $1 }' "$W/starts")
+  waits=$(awk '{ printf "%.2f ", ($2 - $1) / 1e6 }' "$W/waits")
   note "$STARTS starts in $(secs "$(head -n1 "$W/starts")" "$(tail -n1 "$W/starts")")s; gaps between starts (s): $gaps"
+  note "waits from a failed attempt to its restart (s): $waits"
   note "RestartUSecNext seen:${delays% }"
   note "unit states seen:${seen% }"
-  # the gaps grow: the last is over twice the first, and none shrinks by more than jitter
-  tr ' ' '\n' <<<"$gaps" | sed '/^$/d' | awk '{ g[NR] = $1 }
-    END { if (g[NR] < 2 * g[1]) exit 1; for (i = 2; i <= NR; i++) if (g[i] < g[i-1] - 0.3) exit 1 }' ||
-    fail "the gaps do not grow: $gaps"
+  # the waits grow: the last is over 5 times the first, none shrinks by more than jitter; so
+  # do the gaps between starts, which add each attempt's own time
+  tr ' ' '\n' <<<"$waits" | sed '/^$/d' | awk '{ g[NR] = $1 }
+    END { if (NR < 2 || g[NR] < 5 * g[1]) exit 1; for (i = 2; i <= NR; i++) if (g[i] < g[i-1] - 0.3) exit 1 }' ||
+    fail "the waits do not grow: $waits"
+  tr ' ' '\n' <<<"$gaps" | sed '/^$/d' | awk '{ g[NR] = $1 } END { if (g[NR] < 2 * g[1]) exit 1 }' ||
+    fail "the gaps between starts do not grow: $gaps"
+  # and each wait is at least systemd's backoff for that restart: RestartSec=100ms growing to
+  # RestartMaxDelaySec=8s over RestartSteps=10, 100ms * 80^((n-1)/10) for restart n
+  tr ' ' '\n' <<<"$waits" | sed '/^$/d' | awk '{ if ($1 < 0.1 * 80 ^ ((NR - 1) / 10) - 0.01) { print NR; exit 1 } }' ||
+    fail "a wait is shorter than systemd's backoff: $waits"
   # more starts within some 10 s than the default start limit (5 per 10 s) allows: without
   # StartLimitIntervalSec=0 the unit would be failed with Result=start-limit-hit by now
   most=$(awk '{ t[NR] = $1 } END { for (i = 1; i <= NR; i++) { c = 0; for (j = i; j <= NR && t[j] - t[i] <= 10e6; j++) c++; if (c > m) m = c } print m }' "$W/starts")
