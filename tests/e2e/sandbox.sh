@@ -24,7 +24,8 @@
 #   ARCHY_E2E_*      passed through to SCRIPT
 #
 # Inside, SCRIPT finds: the repo read-only at /src; `as_node CMD...` (run as the user, in a login-
-# like session cgroup); the stand-in images in the user's podman storage, loaded before the user
+# like session cgroup); `user_manager` (start node's user manager again, as the sandbox did: see
+# user_manager_up in lib/common.sh); the stand-in images in the user's podman storage, loaded before the user
 # manager started; $ARCHY_E2E_IMAGES, a host-backed cache for image tarballs;
 # /etc/archipelago/node.toml with user = "node"; /var/lib/archipelago owned by node; no network
 # beyond the sandbox (its own namespace), hostname archy-e2e.
