@@ -294,32 +294,41 @@ fn rotate(name: &str) -> anyhow::Result<()> {
 fn secret_changed(name: &str) -> anyhow::Result<()> {
     let state = state()?;
     let log = HookLog::new("secret-changed", None);
-    let Some(secret) = archy::secrets::read(&state, name)? else {
-        return Ok(());
-    };
-    if archy::secrets::is_applied(&state, name, &secret) {
-        return Ok(());
+    // archy-secret@<name>.path does not watch while this runs, so this only queues the restarts
+    // (--no-block) and is done in milliseconds: a rotation while the apps restart is then seen by
+    // the path unit and applied by the next run. Waiting for the restarts instead missed it: the
+    // apps that had started by then kept the old password, the others took the new one, and a
+    // health-gated start that cannot reach bitcoind never ends (until its start timeout)
+    for _ in 0..10 {
+        let Some(secret) = archy::secrets::read(&state, name)? else {
+            return Ok(());
+        };
+        if archy::secrets::is_applied(&state, name, &secret) {
+            return Ok(());
+        }
+        let (paths, node, _, users) = secret_users(name)?;
+        for app in users.iter().filter(|a| !a.manifest.config.is_empty()) {
+            archy::config::render(&paths, &state, &app.manifest, &node)
+                .with_context(|| format!("re-rendering {}", app.manifest.id()))?;
+        }
+        let units: Vec<String> = users
+            .iter()
+            .map(|a| format!("archy-{}.service", a.manifest.id()))
+            .collect();
+        // try-restart: running units restart in one transaction (ordered by their After=);
+        // stopped ones stay stopped and read the new secret when they start
+        if !archy::systemctl::run_no_block("try-restart", &units)? {
+            bail!("systemctl --user try-restart {} failed", units.join(" "));
+        }
+        archy::secrets::mark_applied(&state, name, &secret)?;
+        log.notice(&format!(
+            "applied secret `{name}`: restarting {}",
+            units.join(" ")
+        ));
     }
-    let (paths, node, _, users) = secret_users(name)?;
-    for app in users.iter().filter(|a| !a.manifest.config.is_empty()) {
-        archy::config::render(&paths, &state, &app.manifest, &node)
-            .with_context(|| format!("re-rendering {}", app.manifest.id()))?;
-    }
-    let units: Vec<String> = users
-        .iter()
-        .map(|a| format!("archy-{}.service", a.manifest.id()))
-        .collect();
-    // try-restart: running units restart in one transaction (ordered by their After=); stopped
-    // ones stay stopped and read the new secret when they start
-    if !archy::systemctl::run("try-restart", &units)? {
-        bail!("systemctl --user try-restart {} failed", units.join(" "));
-    }
-    archy::secrets::mark_applied(&state, name, &secret)?;
-    log.notice(&format!(
-        "applied secret `{name}`: restarted {}",
-        units.join(" ")
-    ));
-    Ok(())
+    bail!(
+        "secret `{name}` kept changing while it was being applied (10 times); rotate it again once"
+    )
 }
 
 fn status(json: bool) -> anyhow::Result<()> {
@@ -428,7 +437,10 @@ fn post_install() -> anyhow::Result<()> {
     // still holds from before they were installed (a failed run, say) stays "not found" until a
     // reload: without one, this start would fail or run the old definition
     if archy::reconcile::user_systemctl(&user, &["daemon-reload"])? == Some(false) {
-        bail!("systemctl --user daemon-reload failed in {}'s manager", user.name);
+        bail!(
+            "systemctl --user daemon-reload failed in {}'s manager",
+            user.name
+        );
     }
     match archy::reconcile::user_systemctl(&user, &["start", "archy-reconcile.service"])? {
         None => log.notice(&format!(
