@@ -43,6 +43,15 @@ rpc_as() {
       'umask 077; cat >/tmp/e2e-cli.conf; bitcoin-cli -conf=/tmp/e2e-cli.conf -datadir=/home/bitcoin/.bitcoin -rpcclienttimeout=10 getblockchaininfo; rc=$?; rm -f /tmp/e2e-cli.conf; exit $rc'
 }
 
+# which version of the secret each rendered config and running container has (prefixes only)
+secret_diag() {
+  local S=$NODE_STATE/archipelago
+  echo "secret:       rpcauth $(cut -c7-14 "$SECRET/rpcauth") basic $(cut -c1-14 "$SECRET/basic")"
+  echo "bitcoin.conf: rpcauth $(sed -n 's/^rpcauth=archy:\(.\{8\}\).*/\1/p' "$S/bitcoin-core/config/bitcoin.conf"), in the container: $(upodman exec archy-bitcoin-core sed -n 's/^rpcauth=archy:\(.\{8\}\).*/\1/p' /etc/bitcoin/bitcoin.conf)"
+  echo "nginx.conf:   basic $(grep -o 'Basic [^"]*' "$S/bitcoin-ui/config/nginx.conf" | cut -c7-20)"
+  journalctl --no-pager -o short-precise --since=-90s | grep -E 'archy-hook\[|(Starting|Started|Stopped) archy-(bitcoin|lnd|secret)' | cut -c1-180
+}
+
 lnd_active() { upodman exec archy-lnd lncli --network=mainnet state 2>/dev/null | grep SERVER_ACTIVE; }
 
 @test "the three apps run, healthy" {
@@ -157,4 +166,26 @@ lnd_active() { upodman exec archy-lnd lncli --network=mainnet state 2>/dev/null 
   hits=$(found "$W/journal" || true)
   [ -z "$hits" ] || fail "in the journal: $hits"
   echo "# not found in: $n_files unit files, show of ${#units[@]} units + manager, $n_procs processes (cmdline+environ), $(wc -l <"$W/inspect") lines of podman inspect, $n_entries journal entries ($n_user of uid 1000)" >&3
+}
+
+@test "a second rotation while the first is being applied: every app ends on the last password" {
+  declare -A inv
+  for id in "${APPS[@]}"; do inv[$id]=$(prop "archy-$id.service" InvocationID); done
+  t0=$(now)
+  as_node "$HOOK" rotate bitcoind-rpc || fail "first rotate failed"
+  # the second one once the first is being applied (archy-secret@ restarting the apps)
+  applying() { [ "$(prop archy-bitcoin-core.service InvocationID)" != "${inv[bitcoin-core]}" ]; }
+  wait_for 30 applying || fail "the first rotation was not applied"
+  as_node "$HOOK" rotate bitcoind-rpc || fail "second rotate failed"
+  cp "$SECRET/cookie" "$W/last-cookie"
+  # the UI and bitcoind agree on the last password, and bitcoind takes it
+  last_ok() { ui_ok && rpc_as "$W/last-cookie" >/dev/null 2>&1; }
+  wait_for 60 last_ok || fail "not on the last password: UI $(ui_code), rpc: $(rpc_as "$W/last-cookie" 2>&1 | head -n 2)
+$(secret_diag)"
+  wait_for 60 lnd_active || fail "lnd not SERVER_ACTIVE: $(why lnd)"
+  for id in "${APPS[@]}"; do
+    wait_for 60 is_state "archy-$id.service" active || fail "$(why "$id")"
+  done
+  grep -qF -f "$SECRET/password" "$NODE_STATE/archipelago/lnd/config/lnd.conf" || fail "lnd.conf is not on the last password"
+  echo "# two rotations -> UI, bitcoind and lnd on the last password after $(since "$t0")" >&3
 }
