@@ -181,9 +181,11 @@ fn nasty_strings_in_every_free_text_field() {
                     assert_eq!(words, [format!("VALUE={nasty}")], "{nasty:?}");
                 }
                 "health cmd" => {
-                    let cmd =
-                        raw_value(&line("HealthCmd")).unwrap_or_else(|e| panic!("{nasty:?}: {e}"));
-                    assert_eq!(cmd, *nasty);
+                    for key in ["HealthCmd", "HealthStartupCmd"] {
+                        let cmd =
+                            raw_value(&line(key)).unwrap_or_else(|e| panic!("{nasty:?}: {e}"));
+                        assert_eq!(cmd, *nasty, "{key}");
+                    }
                 }
                 "name" => {
                     // display text: no specifier may expand, and it still names the app
@@ -224,8 +226,9 @@ fn what_is_refused_and_what_is_not() {
         }
         let out = render_x(&t, &template.replacen("{}", &toml_str("a\tb"), 1)).expect("tab");
         assert!(
-            !out.lines()
-                .any(|l| l.contains('\t') && !l.starts_with("HealthCmd=")),
+            !out.lines().any(|l| l.contains('\t')
+                && !l.starts_with("HealthCmd=")
+                && !l.starts_with("HealthStartupCmd=")),
             "{field}:\n{out}"
         );
     }
