@@ -84,6 +84,8 @@ fn run(args: &Args, log: &Logger) -> anyhow::Result<()> {
     }
     let run = generate::run_quadlet(&quadlet, &src, Some(out))?;
     log_quadlet(&run.stderr, log);
+    // the process ends here: freeing a large catalog piece by piece is time a reload waits for
+    std::mem::forget((catalog, rendered));
     Ok(())
 }
 
