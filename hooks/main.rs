@@ -343,6 +343,7 @@ fn status(json: bool) -> anyhow::Result<()> {
         "ActiveEnterTimestamp",
         "NRestarts",
         "LoadState",
+        "Result",
     ];
     let shown = archy::systemctl::show(&units, &props).context("running systemctl --user show")?;
     let mut rows = Vec::new();
@@ -371,7 +372,12 @@ fn status(json: bool) -> anyhow::Result<()> {
         };
         rows.push(StatusRow {
             app: id.clone(),
-            state: format!("{}/{}", get("ActiveState"), get("SubState")),
+            // ExecCondition= (the disk preflight) said no: not failed, not retried, but held
+            state: if get("ActiveState") == "inactive" && get("Result") == "exec-condition" {
+                "held/preflight".to_string()
+            } else {
+                format!("{}/{}", get("ActiveState"), get("SubState"))
+            },
             health,
             since: get("ActiveEnterTimestamp"),
             restarts: get("NRestarts").parse().ok(),

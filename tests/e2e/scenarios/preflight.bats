@@ -131,10 +131,11 @@ EOF
   ujournal ARCHY_APP=hungry ARCHY_HOOK=preflight -o cat | sed 's/^/# journal: /' >&3
 }
 
-@test "archy-hook status shows both down with the preflight message" {
+@test "archy-hook status shows both held by the preflight, with its message" {
   as_node "$HOOK" status >"$W/status" || fail "archy-hook status failed"
   sed 's/^/# /' "$W/status" >&3
-  grep -E '^hungry +inactive/dead .*below the disk reserve' "$W/status" || fail "hungry: $(cat "$W/status")"
+  grep -E '^hungry +held/preflight .*below the disk reserve' "$W/status" || fail "hungry: $(cat "$W/status")"
+  grep -E '^bitcoin-core +held/preflight ' "$W/status" || fail "bitcoin-core: $(cat "$W/status")"
 }
 
 @test "with the reserve met again, a start runs both" {
