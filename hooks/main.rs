@@ -125,6 +125,18 @@ fn explain(id: &str) -> ExitCode {
             println!("  {e}");
         }
         println!("Fix the file, then run `systemctl --user daemon-reload`.");
+        if libsystemd::logging::connected_to_journal() {
+            // run by the app's failing unit: the reason goes into the journal with the unit's
+            // name and invocation (a short-lived process's stdout may lose them), and into the
+            // unit's status line, so `systemctl --user status` shows it whatever the journal did
+            let log = HookLog::new("explain", Some(id));
+            for e in &app.errors {
+                log.error(&e.to_string());
+            }
+            if let Some(first) = app.errors.first() {
+                archy::journal::notify_status(&format!("invalid manifest: {first}"));
+            }
+        }
         return ExitCode::FAILURE;
     }
     if catalog.valid.contains_key(id) {

@@ -416,6 +416,8 @@ fn failing_unit(source: &Path, id: &str, ctx: &Context) -> UnitFile {
     unit.set("PartOf", TARGET);
     let sv = u.section("Service");
     sv.set("Type", "oneshot");
+    // `explain` reports the reason as the unit's status line
+    sv.set("NotifyAccess", "main");
     sv.set("ExecStart", format!("{} explain {id}", ctx.hook));
     if let Some(root) = &ctx.archy_root {
         sv.set("Environment", systemd_env("ARCHY_ROOT", root));
