@@ -12,6 +12,7 @@ pub mod duration;
 pub mod error;
 pub mod escape;
 pub mod generate;
+pub mod graph;
 pub mod journal;
 pub mod load;
 pub mod log;
