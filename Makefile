@@ -12,7 +12,7 @@ SYSCONFDIR := /etc/archipelago
 CARGO      ?= cargo
 export ARCHY_LIBEXECDIR := $(LIBEXECDIR)
 
-.PHONY: all build test unit-test e2e e2e-smoke e2e-shell bench demo install deb clean
+.PHONY: all build test deps unit-test e2e e2e-smoke e2e-shell bench demo install deb clean
 
 all: build
 
@@ -20,7 +20,11 @@ build:
 	$(CARGO) build --release --locked
 
 ## the whole suite: unit and fixture tests, then the end-to-end scenarios on real systemd + podman
-test: unit-test e2e
+test: deps unit-test e2e
+
+## the system tools the suite needs (debootstrap, debhelper, man-db, ...), installed if missing
+deps:
+	tests/deps.sh
 
 unit-test:
 	$(CARGO) test --locked
