@@ -181,6 +181,21 @@ fn render(id: &str) -> anyhow::Result<()> {
 fn ensure_image(id: &str) -> anyhow::Result<()> {
     let (paths, node, app) = valid_app(id)?;
     let log = HookLog::new("ensure-image", Some(id));
+    present_image(&paths, &node, &app, &log)?;
+    let reference = app.manifest.image.reference.as_str();
+    let user = podman::image_user(reference).context("running podman image inspect")?;
+    if let Some(why) = user.and_then(|u| app.manifest.container.unmapped_image_user(&u)) {
+        bail!("{reference}: {why}");
+    }
+    Ok(())
+}
+
+fn present_image(
+    paths: &Paths,
+    node: &NodeSettings,
+    app: &ValidApp,
+    log: &HookLog,
+) -> anyhow::Result<()> {
     let image = &app.manifest.image;
     let reference = image.reference.as_str();
     let policy = image.pull;
@@ -344,6 +359,7 @@ fn secret_changed(name: &str) -> anyhow::Result<()> {
 }
 
 fn status(json: bool) -> anyhow::Result<()> {
+    use archy::status::{HealthFacts, ManifestState, UnitFacts};
     let paths = Paths::from_env();
     let (_, catalog) = generate::load_catalog(&paths);
     let ids: Vec<String> = catalog.ids().into_iter().map(str::to_string).collect();
@@ -358,79 +374,66 @@ fn status(json: bool) -> anyhow::Result<()> {
         "Result",
     ];
     let shown = archy::systemctl::show(&units, &props).context("running systemctl --user show")?;
-    let mut rows = Vec::new();
-    for (id, unit) in ids.iter().zip(&units) {
-        let p = shown.iter().find(|m| m.get("Id") == Some(unit));
+    let jobs = archy::systemctl::jobs().unwrap_or_default();
+    let facts = |unit: &str| -> UnitFacts {
+        let p = shown
+            .iter()
+            .find(|m| m.get("Id").map(String::as_str) == Some(unit));
         let get = |k: &str| p.and_then(|m| m.get(k)).cloned().unwrap_or_default();
-        let invalid = catalog.invalid.get(id.as_str());
-        let health = if get("ActiveState") == "active" {
-            podman::health(&format!("archy-{id}")).unwrap_or_default()
-        } else {
-            String::new()
-        };
-        let stale = catalog
-            .valid
-            .get(id.as_str())
-            .and_then(|a| a.stale.as_ref());
-        let error = match (invalid, stale) {
-            (Some(bad), _) => bad.errors.first().map(|e| e.to_string()),
-            (None, Some(e)) => Some(format!("{e} (running its last good definition)")),
-            (None, None) => archy::systemctl::last_error(unit),
-        };
-        let manifest = match (invalid, stale) {
-            (Some(_), _) => "invalid",
-            (None, Some(_)) => "stale",
-            (None, None) => "ok",
-        };
-        rows.push(StatusRow {
-            app: id.clone(),
-            // ExecCondition= (the disk preflight) said no: not failed, not retried, but held
-            state: if get("ActiveState") == "inactive" && get("Result") == "exec-condition" {
-                "held/preflight".to_string()
-            } else {
-                format!("{}/{}", get("ActiveState"), get("SubState"))
-            },
-            health,
+        UnitFacts {
+            active: get("ActiveState"),
+            sub: get("SubState"),
+            result: get("Result"),
             since: get("ActiveEnterTimestamp"),
             restarts: get("NRestarts").parse().ok(),
-            manifest,
-            error: error.unwrap_or_default(),
-        });
+            start_job: jobs
+                .get(unit)
+                .filter(|(kind, _)| kind == "start")
+                .map(|(_, state)| state.clone()),
+        }
+    };
+    let mut rows = Vec::new();
+    for (id, unit) in ids.iter().zip(&units) {
+        let u = facts(unit);
+        let invalid = catalog.invalid.get(id.as_str());
+        let valid = catalog.valid.get(id.as_str());
+        let health = if matches!(u.active.as_str(), "active" | "activating") {
+            podman::health_facts(&format!("archy-{id}")).unwrap_or_default()
+        } else {
+            HealthFacts::default()
+        };
+        let deps: Vec<(String, String)> = valid
+            .map(|a| a.after.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|d| {
+                let unit = format!("archy-{d}.service");
+                let state = facts(&unit).active;
+                (unit, state)
+            })
+            .collect();
+        let stale = valid.and_then(|a| a.stale.as_ref());
+        let (manifest, error) = match (invalid, stale) {
+            (Some(bad), _) => (
+                ManifestState::Invalid,
+                bad.errors.first().map(|e| e.to_string()),
+            ),
+            (None, Some(e)) => (
+                ManifestState::Stale,
+                Some(format!("{e} (running its last good definition)")),
+            ),
+            (None, None) => (ManifestState::Ok, archy::systemctl::last_error(unit)),
+        };
+        rows.push(archy::status::row(id, &u, &health, &deps, manifest, error));
     }
     if json {
         for r in &rows {
             println!("{}", serde_json::to_string(r)?);
         }
     } else {
-        println!(
-            "{:<18} {:<20} {:<10} {:<8} {:<9} {:<30} LAST ERROR",
-            "APP", "STATE", "HEALTH", "RESTARTS", "MANIFEST", "SINCE"
-        );
-        for r in &rows {
-            println!(
-                "{:<18} {:<20} {:<10} {:<8} {:<9} {:<30} {}",
-                r.app,
-                r.state,
-                r.health,
-                r.restarts.map(|n| n.to_string()).unwrap_or_default(),
-                r.manifest,
-                r.since,
-                r.error
-            );
-        }
+        print!("{}", archy::status::table(&rows));
     }
     Ok(())
-}
-
-#[derive(serde::Serialize)]
-struct StatusRow {
-    app: String,
-    state: String,
-    health: String,
-    since: String,
-    restarts: Option<u64>,
-    manifest: &'static str,
-    error: String,
 }
 
 fn reconcile() -> anyhow::Result<()> {

@@ -325,6 +325,13 @@ fn check_one(m: &Manifest, path: &std::path::Path, paths: &Paths) -> Vec<InputEr
             );
         }
     }
+    if c.userns.is_some() && c.user.as_ref().is_some_and(|u| u.ids().0 != 0) {
+        err(
+            "[container] userns",
+            "set either `user` (archy then maps the service user to it) or `userns`, not both"
+                .into(),
+        );
+    }
     let mut seen = BTreeSet::new();
     for p in &c.ports {
         if p.host == 0 || p.container == 0 {
@@ -335,6 +342,31 @@ fn check_one(m: &Manifest, path: &std::path::Path, paths: &Paths) -> Vec<InputEr
                 "[container] ports",
                 format!("host port {}/{} listed twice", p.host, p.protocol.as_str()),
             );
+        }
+    }
+    // an app reads exactly the secrets it declares: never the whole directory, never another's
+    for v in c
+        .volumes
+        .iter()
+        .filter(|v| v.from == crate::manifest::VolumeSource::Secrets)
+    {
+        let name = v
+            .subpath
+            .as_ref()
+            .and_then(|s| s.as_str().split('/').find(|p| !p.is_empty() && *p != "."));
+        match name {
+            None => err(
+                "[container] volumes",
+                format!(
+                    "`{}`: a secrets volume needs `subpath` naming one of this app's [secrets]",
+                    v.target
+                ),
+            ),
+            Some(n) if !m.secrets.keys().any(|k| k.as_str() == n) => err(
+                "[container] volumes",
+                format!("`{}`: secret `{n}` is not declared in [secrets]", v.target),
+            ),
+            Some(_) => {}
         }
     }
     let mut targets = BTreeSet::new();

@@ -77,6 +77,47 @@ fn parse(s: &str) -> Option<Duration> {
     (millis <= 366 * 86_400_000).then_some(Duration { millis })
 }
 
+/// A start timeout: a duration, or `infinity` for an app that may wait as long as it must (for
+/// bitcoind's initial sync, say) without being killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Timeout(Option<Duration>);
+
+impl Timeout {
+    pub const fn finite(d: Duration) -> Self {
+        Self(Some(d))
+    }
+
+    pub const INFINITE: Timeout = Timeout(None);
+
+    /// None for `infinity`.
+    pub fn duration(self) -> Option<Duration> {
+        self.0
+    }
+
+    /// For systemd (`TimeoutStartSec=`): `90s` or `infinity`.
+    pub fn systemd(self) -> String {
+        self.0.map_or("infinity".to_string(), Duration::systemd)
+    }
+
+    /// The longer of this and `d`.
+    pub fn at_least(self, d: Duration) -> Self {
+        Self(self.0.map(|t| t.max(d)))
+    }
+}
+
+impl TryFrom<String> for Timeout {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.trim() == "infinity" {
+            return Ok(Self::INFINITE);
+        }
+        parse(&s).map(|d| Self(Some(d))).ok_or_else(|| {
+            format!("`{s}` is not a duration such as 30s, 5min, 1h or 1h30min, or `infinity`")
+        })
+    }
+}
+
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.systemd())
@@ -99,6 +140,25 @@ mod tests {
         assert_eq!(d("1h30min").unwrap().systemd(), "5400s");
         assert_eq!(d("1500ms").unwrap().systemd(), "1500ms");
         assert_eq!(d("1500ms").unwrap().whole_secs(), 2);
+    }
+
+    #[test]
+    fn timeouts() {
+        let t = |s: &str| Timeout::try_from(s.to_string());
+        assert_eq!(t("infinity").unwrap().systemd(), "infinity");
+        assert_eq!(
+            t("infinity").unwrap().at_least(d("1h").unwrap()),
+            Timeout::INFINITE
+        );
+        assert_eq!(
+            t("5min").unwrap().at_least(d("1h").unwrap()).systemd(),
+            "3600s"
+        );
+        assert_eq!(
+            t("2h").unwrap().at_least(d("1h").unwrap()).systemd(),
+            "7200s"
+        );
+        assert!(t("forever").unwrap_err().contains("infinity"));
     }
 
     #[test]

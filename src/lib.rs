@@ -23,6 +23,7 @@ pub mod podman;
 pub mod reconcile;
 pub mod render;
 pub mod secrets;
+pub mod status;
 pub mod systemctl;
 pub mod text;
 pub mod unit;

@@ -2,7 +2,7 @@
 //! unknown keys are refused. `archy-app.toml(5)` documents the same, and a test keeps the two in
 //! step.
 
-use crate::duration::Duration;
+use crate::duration::{Duration, Timeout};
 use crate::text::{
     AbsPath, Capability, EnvName, FileName, Id, ImageRef, SubPath, Text, UserNs, UserSpec,
 };
@@ -254,9 +254,10 @@ pub struct Service {
     pub restart_delay: Duration,
     #[serde(default = "default_restart_max_delay")]
     pub restart_max_delay: Duration,
-    /// How long the container may take to become healthy (or to start, without a health check).
+    /// How long the container may take to become healthy (or to start, without a health check);
+    /// `infinity` for an app that waits for a sync, reported by its check's output meanwhile.
     #[serde(default = "default_start_timeout")]
-    pub start_timeout: Duration,
+    pub start_timeout: Timeout,
     /// How long the app may take to stop before it is killed.
     #[serde(default = "default_stop_timeout")]
     pub stop_timeout: Duration,
@@ -336,11 +337,30 @@ fn default_restart_delay() -> Duration {
 fn default_restart_max_delay() -> Duration {
     Duration::from_secs(300)
 }
-fn default_start_timeout() -> Duration {
-    Duration::from_secs(300)
+fn default_start_timeout() -> Timeout {
+    Timeout::finite(Duration::from_secs(300))
 }
 fn default_stop_timeout() -> Duration {
     Duration::from_secs(30)
+}
+
+impl Container {
+    /// Why the image's own USER (`image_user`, as podman reports it) could not use what archy
+    /// mounts, when the manifest neither names a user (which archy maps the service user to) nor
+    /// a user namespace. Rootless, any container uid but 0 is a subordinate id that cannot read
+    /// a 0600 secret or write a data directory owned by the service user.
+    pub fn unmapped_image_user(&self, image_user: &str) -> Option<String> {
+        let u = image_user.trim();
+        let root = u.is_empty() || matches!(u.split(':').next(), Some("0" | "root"));
+        if root || self.user.is_some() || self.userns.is_some() {
+            return None;
+        }
+        Some(format!(
+            "the image runs as user `{u}` (its USER), which cannot read this app's secrets and \
+             configs or write its data under rootless podman: set [container] user to that \
+             user's numeric uid:gid, so archy maps the service user to it"
+        ))
+    }
 }
 
 impl Manifest {
@@ -351,5 +371,26 @@ impl Manifest {
     /// Every name a dependent may use for this app: its id and what it provides.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.id()).chain(self.app.provides.iter().map(Id::as_str))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_user_must_be_mapped() {
+        let mut c = Container::default();
+        for root in ["", "0", "root", "0:0", "root:root"] {
+            assert_eq!(c.unmapped_image_user(root), None, "{root:?}");
+        }
+        let why = c.unmapped_image_user("1000").unwrap();
+        assert!(
+            why.contains("user `1000`") && why.contains("[container] user"),
+            "{why}"
+        );
+        assert!(c.unmapped_image_user("nginx").is_some());
+        c.user = Some(UserSpec::try_from("1000:1000".to_string()).unwrap());
+        assert_eq!(c.unmapped_image_user("1000"), None);
     }
 }

@@ -22,6 +22,24 @@ pub fn image_exists(reference: &str) -> std::io::Result<bool> {
     Ok(c.status()?.success())
 }
 
+/// The user an image's process runs as by default (its USER), as written there: empty for root.
+pub fn image_user(reference: &str) -> std::io::Result<Option<String>> {
+    let mut c = podman();
+    c.args([
+        "image",
+        "inspect",
+        "--format",
+        "{{.Config.User}}",
+        "--",
+        reference,
+    ]);
+    let out = run(c)?;
+    Ok(out
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string()))
+}
+
 /// `podman build -t <reference> <context>`; output goes to the caller's stdout/stderr (the unit's
 /// journal).
 pub fn build(reference: &str, context: &Path) -> std::io::Result<bool> {
@@ -61,6 +79,36 @@ pub fn health(container: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// The container's health and what its latest check printed; None when there is no such
+/// container.
+pub fn health_facts(container: &str) -> Option<crate::status::HealthFacts> {
+    let mut c = podman();
+    c.args([
+        "inspect",
+        "--format",
+        "{{json .State.Health}}",
+        "--",
+        container,
+    ]);
+    let out = run(c).ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    Some(parse_health(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// podman's `.State.Health` as JSON: `Status`, and `Log` with the latest check last.
+fn parse_health(json: &str) -> crate::status::HealthFacts {
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap_or_default();
+    let status = v["Status"].as_str().unwrap_or_default().to_string();
+    let output = v["Log"]
+        .as_array()
+        .and_then(|log| log.last())
+        .and_then(|e| e["Output"].as_str())
+        .and_then(crate::status::first_line);
+    crate::status::HealthFacts { status, output }
+}
+
 /// The registry part of an image reference, as podman resolves short names with docker.io.
 pub fn registry_of(reference: &str) -> &str {
     match reference.split_once('/') {
@@ -72,6 +120,20 @@ pub fn registry_of(reference: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn health_output_is_the_latest_checks_first_line() {
+        let h = parse_health(
+            r#"{"Status":"starting","FailingStreak":0,"Log":[
+                {"Start":"a","End":"b","ExitCode":1,"Output":"old"},
+                {"Start":"c","End":"d","ExitCode":1,"Output":"\nwaiting for bitcoind: 12%\nmore"}]}"#,
+        );
+        assert_eq!(h.status, "starting");
+        assert_eq!(h.output.as_deref(), Some("waiting for bitcoind: 12%"));
+        let none = parse_health("null");
+        assert_eq!(none.status, "");
+        assert_eq!(none.output, None);
+    }
 
     #[test]
     fn registries() {

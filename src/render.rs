@@ -273,7 +273,16 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
     if let Some(cmd) = &c.command {
         ct.set("Exec", escape::words(cmd));
     }
-    ct.set_opt("User", c.user.as_ref().map(|u| u.as_str().to_string()));
+    if let Some(user) = &c.user {
+        let (uid, gid) = user.ids();
+        ct.set("User", format!("{uid}:{gid}"));
+        // rootless, only the service user can use what archy mounts (its 0700 data dir, 0600
+        // secrets and configs): map it to the uid the app runs as. Container root is then a
+        // subordinate id, and an app running as root needs no mapping (root is the service user)
+        if uid != 0 {
+            ct.set("UserNS", format!("keep-id:uid={uid},gid={gid}"));
+        }
+    }
     ct.set_opt("UserNS", c.userns.as_ref().map(|u| u.as_str().to_string()));
     if c.read_only {
         ct.set("ReadOnly", "true");
@@ -313,10 +322,9 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
     sv.set("RestartSteps", "10");
     sv.set("RestartMaxDelaySec", s.restart_max_delay.systemd());
     // the unit is activating until healthy: it may take the longer of the two
-    let start = m
-        .health
-        .as_ref()
-        .map_or(s.start_timeout, |h| s.start_timeout.max(h.start_period));
+    let start = m.health.as_ref().map_or(s.start_timeout, |h| {
+        s.start_timeout.at_least(h.start_period)
+    });
     sv.set("TimeoutStartSec", start.systemd());
     // podman's own stop timeout, plus time to clean the container up
     sv.set(

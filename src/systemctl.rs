@@ -98,3 +98,36 @@ pub fn run_no_block(verb: &str, units: &[String]) -> std::io::Result<bool> {
         .status()?
         .success())
 }
+
+/// Queued jobs by unit: `(type, state)`, e.g. `("start", "waiting")`.
+pub fn jobs() -> std::io::Result<BTreeMap<String, (String, String)>> {
+    let out = systemctl()
+        .args(["list-jobs", "--plain", "--no-legend"])
+        .stderr(Stdio::null())
+        .output()?;
+    Ok(parse_jobs(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// `list-jobs --plain --no-legend` lines: `JOB UNIT TYPE STATE`.
+fn parse_jobs(text: &str) -> BTreeMap<String, (String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let (_, unit, kind, state) = (w.next()?, w.next()?, w.next()?, w.next()?);
+            Some((unit.to_string(), (kind.to_string(), state.to_string())))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn jobs_by_unit() {
+        let j = super::parse_jobs(
+            "12 archy-lnd.service start waiting\n9 archy-bitcoin-core.service start running\n",
+        );
+        assert_eq!(j["archy-lnd.service"], ("start".into(), "waiting".into()));
+        assert_eq!(j.len(), 2);
+        assert!(super::parse_jobs("No jobs running.\n").is_empty());
+    }
+}

@@ -188,19 +188,43 @@ validated_string!(
 );
 
 validated_string!(
-    /// A container user: `uid`, `uid:gid` or a user name known to the image.
+    /// The numeric user a container's process runs as: `uid` or `uid:gid` (gid defaults to the
+    /// uid), each below 65536. Numeric, because archy maps the service user to it (podman's
+    /// `keep-id`), which a name known only to the image cannot be.
     UserSpec,
     |s| {
-        let ok = !s.is_empty()
-            && s.len() <= 64
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-' | '.'));
+        let ok = match s.split_once(':') {
+            Some((u, g)) => small_id(u) && small_id(g),
+            None => small_id(s),
+        };
         if ok {
             Ok(())
         } else {
-            Err(format!("`{s}` is not a user such as 1000 or 1000:1000"))
+            Err(format!(
+                "`{s}` is not a numeric user such as 1000 or 1000:1000 (each below 65536): give \
+                 the uid:gid the image runs as"
+            ))
         }
     }
 );
+
+fn small_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 5
+        && s.bytes().all(|b| b.is_ascii_digit())
+        && s.parse::<u32>().is_ok_and(|n| n < 65536)
+}
+
+impl UserSpec {
+    /// The uid and gid.
+    pub fn ids(&self) -> (u32, u32) {
+        let parse = |x: &str| x.parse::<u32>().expect("validated");
+        match self.0.split_once(':') {
+            Some((u, g)) => (parse(u), parse(g)),
+            None => (parse(&self.0), parse(&self.0)),
+        }
+    }
+}
 
 validated_string!(
     /// A podman user namespace mode, e.g. `keep-id:uid=101,gid=101` or `auto`.

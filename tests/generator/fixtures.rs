@@ -375,3 +375,45 @@ fn the_digest_follows_the_definition_not_where_the_manifest_lives() {
     );
     assert_ne!(digest(&t.render(), "hello"), digest(&vendor, "hello"));
 }
+
+#[test]
+fn a_non_root_user_gets_the_service_user_mapped_to_it() {
+    let t = Tree::new();
+    let app = |id: &str, extra: &str| {
+        format!("[app]\nid = \"{id}\"\n[image]\nref = \"docker.io/library/postgres:18\"\n{extra}")
+    };
+    t.vendor("db", app("db", "[container]\nuser = \"999\"\n"));
+    t.vendor("web", app("web", "[container]\nuser = \"101:102\"\n"));
+    t.vendor("rooted", app("rooted", "[container]\nuser = \"0:0\"\n"));
+    t.vendor("plain", app("plain", ""));
+    let r = t.render();
+    assert!(r.problems.is_empty(), "{:#?}", r.problems);
+    let db = file(&r, "archy-db.container");
+    assert_eq!(values(db, "User"), ["999:999"]);
+    assert_eq!(values(db, "UserNS"), ["keep-id:uid=999,gid=999"]);
+    let web = file(&r, "archy-web.container");
+    assert_eq!(values(web, "User"), ["101:102"]);
+    assert_eq!(values(web, "UserNS"), ["keep-id:uid=101,gid=102"]);
+    // root is the service user already: nothing to map
+    let rooted = file(&r, "archy-rooted.container");
+    assert_eq!(values(rooted, "User"), ["0:0"]);
+    assert!(values(rooted, "UserNS").is_empty());
+    let plain = file(&r, "archy-plain.container");
+    assert!(values(plain, "User").is_empty() && values(plain, "UserNS").is_empty());
+}
+
+#[test]
+fn an_app_that_waits_for_a_sync_has_no_start_timeout() {
+    let t = Tree::new();
+    t.vendor(
+        "indexer",
+        "[app]\nid = \"indexer\"\n[image]\nref = \"docker.io/library/busybox:1.37\"\n\
+         [health]\ncmd = \"true\"\nstart_period = \"1h\"\n[service]\nstart_timeout = \"infinity\"\n",
+    );
+    let r = t.render();
+    assert!(r.problems.is_empty(), "{:#?}", r.problems);
+    let c = file(&r, "archy-indexer.container");
+    assert_eq!(values(c, "TimeoutStartSec"), ["infinity"]);
+    // failures before the first pass never count: nothing kills it while it waits
+    assert_eq!(values(c, "HealthStartupRetries"), ["0"]);
+}

@@ -1052,3 +1052,71 @@ fn two_apps_answering_to_one_name_on_the_network() {
         assert!(aliases.iter().any(|a| a.as_str() == "bitcoind"), "{id}");
     }
 }
+
+#[test]
+fn users_are_numeric_and_exclusive_with_userns() {
+    let t = Tree::new();
+    let f = t.vendor("x", app("x", "\n[container]\nuser = \"postgres\"\n"));
+    at_line(&refused(&t, "x"), &f, 8, "numeric user");
+    let f = t.vendor("y", app("y", "\n[container]\nuser = \"70000\"\n"));
+    at_line(&refused(&t, "y"), &f, 8, "below 65536");
+    let f = t.vendor(
+        "z",
+        app(
+            "z",
+            "\n[container]\nuser = \"999:999\"\nuserns = \"keep-id:uid=999,gid=999\"\n",
+        ),
+    );
+    at_key(&refused(&t, "z"), &f, "[container] userns", "not both");
+}
+
+#[test]
+fn an_app_mounts_only_secrets_it_declares() {
+    let t = Tree::new();
+    // the whole secrets directory: every app's credentials
+    let f = t.vendor(
+        "x",
+        app(
+            "x",
+            "\n[secrets]\nmine = \"password\"\n\n[[container.volumes]]\nfrom = \"secrets\"\ntarget = \"/s\"\n",
+        ),
+    );
+    at_key(
+        &refused(&t, "x"),
+        &f,
+        "[container] volumes",
+        "needs `subpath`",
+    );
+    // another app's secret, not declared
+    let f = t.vendor(
+        "y",
+        app(
+            "y",
+            "\n[secrets]\nmine = \"password\"\n\n[[container.volumes]]\nfrom = \"secrets\"\nsubpath = \"bitcoind-rpc\"\ntarget = \"/s\"\n",
+        ),
+    );
+    at_key(
+        &refused(&t, "y"),
+        &f,
+        "[container] volumes",
+        "secret `bitcoind-rpc` is not declared",
+    );
+    fails_visibly(&t, "y");
+    let f = t.vendor(
+        "z",
+        app(
+            "z",
+            "\n[secrets]\nmine = \"password\"\n\n[[container.volumes]]\nfrom = \"secrets\"\nsubpath = \"./other/x\"\ntarget = \"/s\"\n",
+        ),
+    );
+    at_key(&refused(&t, "z"), &f, "[container] volumes", "`other`");
+    // its own is fine
+    t.vendor(
+        "w",
+        app(
+            "w",
+            "\n[secrets]\nmine = \"password\"\n\n[[container.volumes]]\nfrom = \"secrets\"\nsubpath = \"mine\"\ntarget = \"/s\"\n",
+        ),
+    );
+    assert!(t.catalog_of().valid.contains_key("w"));
+}

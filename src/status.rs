@@ -1,0 +1,294 @@
+//! What `archy-hook status` says about each app, derived from what systemd and podman report.
+//! Pure: the hook gathers the facts, this decides the words, so each case has a test.
+
+use serde::Serialize;
+
+/// One app's unit, as `systemctl --user show` and `list-jobs` report it.
+#[derive(Debug, Clone, Default)]
+pub struct UnitFacts {
+    pub active: String,
+    pub sub: String,
+    pub result: String,
+    pub since: String,
+    pub restarts: Option<u64>,
+    /// The state of a queued start job (`waiting`, `running`), if there is one.
+    pub start_job: Option<String>,
+}
+
+/// The container's health, as podman reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HealthFacts {
+    /// `healthy`, `unhealthy`, `starting`, or empty without a check.
+    pub status: String,
+    /// What the latest check printed (its first non-empty line), if anything.
+    pub output: Option<String>,
+}
+
+/// The state of the manifest behind the unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ManifestState {
+    Ok,
+    Stale,
+    Invalid,
+}
+
+impl ManifestState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ManifestState::Ok => "ok",
+            ManifestState::Stale => "stale",
+            ManifestState::Invalid => "invalid",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Row {
+    pub app: String,
+    pub state: String,
+    pub health: String,
+    pub since: String,
+    pub restarts: Option<u64>,
+    pub manifest: ManifestState,
+    /// What the app is waiting for, or why it is not healthy: its check's own words.
+    pub detail: String,
+    pub error: String,
+}
+
+/// Longest detail shown: a check's output is the app's text, not ours.
+const DETAIL_MAX: usize = 160;
+
+/// The row for one app. `deps` are the units it starts after, with their active states.
+pub fn row(
+    app: &str,
+    unit: &UnitFacts,
+    health: &HealthFacts,
+    deps: &[(String, String)],
+    manifest: ManifestState,
+    error: Option<String>,
+) -> Row {
+    // ExecCondition= (the disk preflight) said no: not failed, not retried, but held
+    let state = if unit.active == "inactive" && unit.result == "exec-condition" {
+        "held/preflight".to_string()
+    } else if unit.active == "inactive" && unit.start_job.is_some() {
+        "queued".to_string()
+    } else {
+        format!("{}/{}", unit.active, unit.sub)
+    };
+    let detail = detail(unit, health, deps);
+    Row {
+        app: app.to_string(),
+        state,
+        health: health.status.clone(),
+        since: unit.since.clone(),
+        restarts: unit.restarts,
+        manifest,
+        detail: crate::text::one_line(&truncate(&detail, DETAIL_MAX)),
+        error: error.unwrap_or_default(),
+    }
+}
+
+fn detail(unit: &UnitFacts, health: &HealthFacts, deps: &[(String, String)]) -> String {
+    if unit.active == "inactive" && unit.start_job.is_some() {
+        let pending: Vec<&str> = deps
+            .iter()
+            .filter(|(_, state)| state != "active")
+            .map(|(u, _)| u.as_str())
+            .collect();
+        return if pending.is_empty() {
+            "start queued".to_string()
+        } else {
+            format!("waiting for {}", pending.join(", "))
+        };
+    }
+    let running = matches!(unit.active.as_str(), "active" | "activating" | "reloading");
+    if !running || health.status == "healthy" || health.status.is_empty() {
+        return String::new();
+    }
+    match (&health.output, health.status.as_str()) {
+        (Some(out), _) => out.clone(),
+        (None, "starting") => "starting: no check has run yet".to_string(),
+        (None, s) => s.to_string(),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut t: String = s.chars().take(max - 1).collect();
+    t.push('…');
+    t
+}
+
+/// The first non-empty line of a check's output, trimmed.
+pub fn first_line(output: &str) -> Option<String> {
+    output
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(str::to_string)
+}
+
+/// The table `archy-hook status` prints.
+pub fn table(rows: &[Row]) -> String {
+    let mut out = format!(
+        "{:<18} {:<22} {:<10} {:<8} {:<9} {:<30} DETAIL / LAST ERROR\n",
+        "APP", "STATE", "HEALTH", "RESTARTS", "MANIFEST", "SINCE"
+    );
+    for r in rows {
+        let note = match (r.detail.is_empty(), r.error.is_empty()) {
+            (false, false) => format!("{}; last error: {}", r.detail, r.error),
+            (false, true) => r.detail.clone(),
+            (true, _) => r.error.clone(),
+        };
+        out.push_str(&format!(
+            "{:<18} {:<22} {:<10} {:<8} {:<9} {:<30} {}\n",
+            r.app,
+            r.state,
+            r.health,
+            r.restarts.map(|n| n.to_string()).unwrap_or_default(),
+            r.manifest.as_str(),
+            r.since,
+            note
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(active: &str, sub: &str) -> UnitFacts {
+        UnitFacts {
+            active: active.into(),
+            sub: sub.into(),
+            ..Default::default()
+        }
+    }
+
+    fn health(status: &str, output: Option<&str>) -> HealthFacts {
+        HealthFacts {
+            status: status.into(),
+            output: output.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_starting_app_shows_what_its_check_said() {
+        let r = row(
+            "electrumx",
+            &unit("activating", "start"),
+            &health("starting", Some("waiting for bitcoind: initial sync 45.2%")),
+            &[],
+            ManifestState::Ok,
+            None,
+        );
+        assert_eq!(r.state, "activating/start");
+        assert_eq!(r.detail, "waiting for bitcoind: initial sync 45.2%");
+        let r = row(
+            "x",
+            &unit("activating", "start"),
+            &health("starting", None),
+            &[],
+            ManifestState::Ok,
+            None,
+        );
+        assert_eq!(r.detail, "starting: no check has run yet");
+    }
+
+    #[test]
+    fn a_healthy_app_has_no_detail() {
+        let r = row(
+            "x",
+            &unit("active", "running"),
+            &health("healthy", Some("serving")),
+            &[],
+            ManifestState::Ok,
+            None,
+        );
+        assert_eq!(r.detail, "");
+        assert_eq!(r.health, "healthy");
+    }
+
+    #[test]
+    fn a_queued_start_names_the_dependencies_it_waits_for() {
+        let mut u = unit("inactive", "dead");
+        u.start_job = Some("waiting".into());
+        let deps = [
+            (
+                "archy-bitcoin-core.service".to_string(),
+                "active".to_string(),
+            ),
+            (
+                "archy-electrumx.service".to_string(),
+                "activating".to_string(),
+            ),
+        ];
+        let r = row(
+            "mempool-backend",
+            &u,
+            &HealthFacts::default(),
+            &deps,
+            ManifestState::Ok,
+            None,
+        );
+        assert_eq!(r.state, "queued");
+        assert_eq!(r.detail, "waiting for archy-electrumx.service");
+    }
+
+    #[test]
+    fn held_by_the_preflight() {
+        let mut u = unit("inactive", "dead");
+        u.result = "exec-condition".into();
+        let r = row(
+            "x",
+            &u,
+            &HealthFacts::default(),
+            &[],
+            ManifestState::Ok,
+            None,
+        );
+        assert_eq!(r.state, "held/preflight");
+    }
+
+    #[test]
+    fn hostile_output_stays_on_one_short_line() {
+        let long = format!("a\u{1b}[2Jb{}", "x".repeat(500));
+        let r = row(
+            "x",
+            &unit("active", "running"),
+            &health("unhealthy", Some(&long)),
+            &[],
+            ManifestState::Ok,
+            None,
+        );
+        assert!(!r.detail.contains('\u{1b}'));
+        assert!(r.detail.chars().count() <= DETAIL_MAX + 8, "{}", r.detail);
+        assert_eq!(first_line("\n  \n  first \nsecond"), Some("first".into()));
+    }
+
+    #[test]
+    fn the_table_joins_detail_and_error() {
+        let r = Row {
+            app: "lnd".into(),
+            state: "activating/start".into(),
+            health: "starting".into(),
+            since: String::new(),
+            restarts: Some(2),
+            manifest: ManifestState::Ok,
+            detail: "waiting".into(),
+            error: "boom".into(),
+        };
+        let t = table(&[r]);
+        assert!(
+            t.lines()
+                .nth(1)
+                .unwrap()
+                .ends_with("waiting; last error: boom"),
+            "{t}"
+        );
+    }
+}
