@@ -75,7 +75,8 @@ ROOT=$CACHE/trixie
 MARKER=.archy-e2e-recipe
 
 PACKAGES=(podman systemd crun dbus dbus-user-session uidmap catatonit netavark aardvark-dns passt
-  busybox-static nftables util-linux procps bats nginx-light curl ca-certificates iproute2)
+  busybox-static nftables util-linux procps bats nginx-light curl ca-certificates iproute2
+  postgresql-17 mariadb-server-core mariadb-client-core)
 
 log() { printf '[sandbox] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }

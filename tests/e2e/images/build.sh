@@ -58,6 +58,23 @@ add_busybox() {
   for a in "$@"; do ln -sf busybox "$rootfs/bin/$a"; done
 }
 
+# copy_packages ROOTFS PKG...: the files of Debian packages as this root has them installed
+# (man pages and docs left out), and the shared libraries their programs and modules load
+copy_packages() {
+  local r=$1; shift
+  dpkg -L "$@" | sort -u | grep -Ev '^/usr/share/(doc|man|lintian|locale)/' | while IFS= read -r f; do
+    if [ -d "$f" ] && [ ! -L "$f" ]; then mkdir -p "$r$f"; continue; fi
+    [ -e "$f" ] || [ -L "$f" ] || continue
+    mkdir -p "$r${f%/*}"; cp -a "$f" "$r$f"
+  done
+  local f
+  find "$r" -type f \( -perm -u+x -o -name '*.so*' \) | while IFS= read -r f; do
+    { ldd "$f" 2>/dev/null || true; } | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'
+  done | sort -u | while IFS= read -r lib; do
+    [ -e "$r$lib" ] || { mkdir -p "$r${lib%/*}"; cp -L "$lib" "$r$lib"; }
+  done
+}
+
 base() {
   local rootfs=$1
   mkdir -p "$rootfs"/{etc,tmp,root,proc,sys,dev,run,var/tmp}
@@ -213,49 +230,67 @@ EOF
   chmod -R g+w "$r/var/cache/nginx" "$r/etc/nginx"
 }
 
-import() {
+# Further images, one directory each: images/NAME/image.sh defines NAME_rootfs, and appends NAME
+# to IMAGES with its reference in NAME_ref and its Dockerfile-like changes in NAME_changes.
+IMAGES=()
+for f in "$HERE"/*/image.sh; do
+  # shellcheck source=/dev/null
+  . "$f"
+done
+
+# image NAME REF CHANGE...: NAME's image (from NAME_rootfs) tagged REF, with Dockerfile-like
+# CHANGEs. Each image is cached as an archive keyed by what builds it (its function, the files
+# in images/NAME/, the stand-in binary, the root's recipe), so an edit rebuilds that image alone.
+image() {
   local name=$1 ref=$2; shift 2
-  local dir=$WORK/$name
-  "${name}_rootfs" "$dir/rootfs"
-  tar --numeric-owner -C "$dir/rootfs" -cf "$dir/rootfs.tar" .
-  chmod 644 "$dir/rootfs.tar"
-  local changes=() c
-  for c in "$@"; do changes+=(--change "$c"); done
-  upodman import -q "${changes[@]}" "$dir/rootfs.tar" "$ref" >/dev/null
+  local key archive
+  key=$( { declare -f "${name}_rootfs" base add_bin add_busybox copy_packages; printf '%s\n' "$ref" "$@"
+           cat "$STANDIN" /.archy-e2e-recipe 2>/dev/null
+           [ ! -d "$HERE/$name" ] || cat "$HERE/$name"/*; } | sha256sum | cut -c1-16)
+  archive=$ARCHY_E2E_IMAGES/$name-$key.tar
+  if [ ! -s "$archive" ]; then
+    local t0 dir changes=() c; t0=$(now)
+    dir=$(mktemp -d /tmp/archy-images.XXXXXX)
+    chmod 1777 "$dir"   # podman runs as node: it reads the tarball and writes the archive here
+    "${name}_rootfs" "$dir/rootfs"
+    tar --numeric-owner -C "$dir/rootfs" -cf "$dir/rootfs.tar" .
+    chmod 644 "$dir/rootfs.tar"
+    for c in "$@"; do changes+=(--change "$c"); done
+    upodman import -q "${changes[@]}" "$dir/rootfs.tar" "$ref" >/dev/null
+    upodman save -q -o "$dir/image.tar" "$ref"
+    # atomic: a concurrent run sees the whole archive or none
+    cp "$dir/image.tar" "$archive.tmp.$$" && mv "$archive.tmp.$$" "$archive"
+    find "$ARCHY_E2E_IMAGES" -maxdepth 1 -name "$name-*.tar" ! -name "${archive##*/}" -delete
+    rm -rf "$dir"
+    log "built $name ($ref) in $(since "$t0")"
+  fi
+  LOAD+=("$archive")
 }
 
 inside() {
   : "${ARCHY_E2E_IMAGES:?run inside the sandbox}"
   STANDIN=$ARCHY_E2E_IMAGES/bin/standin
   [ -x "$STANDIN" ] || { log "no stand-in binary at $STANDIN (sandbox.sh builds it)"; exit 1; }
-  local t0 key archive
-  t0=$(now)
-  key=$( { cat "${BASH_SOURCE[0]}" "$STANDIN" /.archy-e2e-recipe 2>/dev/null
-           dpkg-query -W busybox-static nginx-light libc6; } | sha256sum | cut -c1-16)
-  archive=$ARCHY_E2E_IMAGES/standins-$key.tar
-  if [ -s "$archive" ]; then
-    upodman load -q -i "$archive" >/dev/null
-    log "loaded $archive in $(since "$t0")"
-    return
-  fi
-  WORK=$(mktemp -d /tmp/archy-images.XXXXXX)
-  chmod 1777 "$WORK"   # podman runs as node: it reads the tarballs and writes the archive here
-  import bitcoin "$BITCOIN" 'ENTRYPOINT ["/entrypoint.sh"]' 'CMD ["bitcoind"]' \
+  local t0; t0=$(now)
+  LOAD=()
+  image bitcoin "$BITCOIN" 'ENTRYPOINT ["/entrypoint.sh"]' 'CMD ["bitcoind"]' \
     'ENV BITCOIN_DATA=/home/bitcoin/.bitcoin' 'ENV BITCOIN_VERSION=31.0' \
     'ENV PATH=/opt/bitcoin-31.0/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     'VOLUME ["/home/bitcoin/.bitcoin"]' 'EXPOSE 8332' 'EXPOSE 8333' 'WORKDIR /'
-  import lnd "$LND" 'ENTRYPOINT ["lnd"]' 'VOLUME ["/root/.lnd"]' 'EXPOSE 9735' 'EXPOSE 10009' 'WORKDIR /' \
+  image lnd "$LND" 'ENTRYPOINT ["lnd"]' 'VOLUME ["/root/.lnd"]' 'EXPOSE 9735' 'EXPOSE 10009' 'WORKDIR /' \
     'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
-  import nginx "$NGINX" 'ENTRYPOINT ["/docker-entrypoint.sh"]' 'CMD ["nginx", "-g", "daemon off;"]' \
+  image nginx "$NGINX" 'ENTRYPOINT ["/docker-entrypoint.sh"]' 'CMD ["nginx", "-g", "daemon off;"]' \
     'USER 101' 'STOPSIGNAL SIGQUIT' 'EXPOSE 8080' 'WORKDIR /' 'ENV NGINX_VERSION=1.29' \
     'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
-  local t1; t1=$(now)
-  upodman save -q -m -o "$WORK/standins.tar" "$BITCOIN" "$LND" "$NGINX"
-  # atomic: a concurrent run sees the whole archive or none
-  cp "$WORK/standins.tar" "$archive.tmp.$$" && mv "$archive.tmp.$$" "$archive"
-  find "$ARCHY_E2E_IMAGES" -maxdepth 1 -name 'standins-*.tar' ! -name "${archive##*/}" -delete
-  rm -rf "$WORK"
-  log "built and cached in $(since "$t0") (saving $(since "$t1"))"
+  local n ref
+  for n in "${IMAGES[@]}"; do
+    ref=${n}_ref; local -n changes=${n}_changes
+    image "$n" "${!ref}" "${changes[@]}"
+    unset -n changes
+  done
+  local a
+  for a in "${LOAD[@]}"; do upodman load -q -i "$a" >/dev/null; done
+  log "${#LOAD[@]} images ready in $(since "$t0")"
 }
 
 case ${1:-} in

@@ -3,11 +3,17 @@
 //! RPC answers health checks look at. One binary; argv[0] picks the program.
 
 mod bitcoin;
+mod btcpay;
 mod conf;
+mod electrumx;
+mod fedimint;
+mod filebrowser;
 mod gosu;
 mod http;
 mod json;
 mod lnd;
+mod mempool;
+mod nbxplorer;
 mod sys;
 
 use std::path::Path;
@@ -31,8 +37,22 @@ fn main() -> ExitCode {
         "lnd" => lnd::lnd(&rest),
         "lncli" => lnd::lncli(&rest),
         "gosu" => gosu::gosu(&rest),
+        "filebrowser" => filebrowser::filebrowser(&rest),
+        "fedimintd" => fedimint::fedimintd(&rest),
+        "electrumx_server" => electrumx::server(&rest),
+        "electrumx_rpc" => electrumx::rpc(&rest),
+        // the .NET images run `dotnet <App>.dll`, the mempool backend `node <script>`
+        "dotnet" => match rest.first().map(String::as_str) {
+            Some("NBXplorer.dll") => nbxplorer::nbxplorer(&rest[1..]),
+            Some("BTCPayServer.dll") => btcpay::btcpay(&rest[1..]),
+            other => {
+                eprintln!("dotnet: the stand-in runs NBXplorer.dll and BTCPayServer.dll, not {other:?}");
+                1
+            }
+        },
+        "node" => mempool::node(&rest),
         _ => {
-            eprintln!("standin: unknown program {name:?} (bitcoind, bitcoin-cli, lnd, lncli, gosu)");
+            eprintln!("standin: unknown program {name:?} (bitcoind, bitcoin-cli, lnd, lncli, gosu, filebrowser, fedimintd, electrumx_server, electrumx_rpc, dotnet, node)");
             2
         }
     };
