@@ -59,10 +59,12 @@ add_busybox() {
 }
 
 # copy_packages ROOTFS PKG...: the files of Debian packages as this root has them installed
-# (man pages and docs left out), and the shared libraries their programs and modules load
+# (man pages and docs left out, and paths matching the regex $COPY_EXCLUDE), and the shared
+# libraries their programs and modules load
 copy_packages() {
   local r=$1; shift
-  dpkg -L "$@" | sort -u | grep -Ev '^/usr/share/(doc|man|lintian|locale)/' | while IFS= read -r f; do
+  dpkg -L "$@" | sort -u | grep -Ev "^/usr/share/(doc|man|lintian|locale)/${COPY_EXCLUDE:+|$COPY_EXCLUDE}" |
+  while IFS= read -r f; do
     if [ -d "$f" ] && [ ! -L "$f" ]; then mkdir -p "$r$f"; continue; fi
     [ -e "$f" ] || [ -L "$f" ] || continue
     mkdir -p "$r${f%/*}"; cp -a "$f" "$r$f"
