@@ -248,7 +248,7 @@ image() {
   local key archive
   key=$( { declare -f "${name}_rootfs" base add_bin add_busybox copy_packages; printf '%s\n' "$ref" "$@"
            cat "$STANDIN" /.archy-e2e-recipe 2>/dev/null
-           [ ! -d "$HERE/$name" ] || cat "$HERE/$name"/*; } | sha256sum | cut -c1-16)
+           [ ! -d "$HERE/${name//_/-}" ] || cat "$HERE/${name//_/-}"/*; } | sha256sum | cut -c1-16)
   archive=$ARCHY_E2E_IMAGES/$name-$key.tar
   if [ ! -s "$archive" ]; then
     local t0 dir changes=() c; t0=$(now)

@@ -10,6 +10,7 @@
 //! `standin-hang` (accept, never answer while it exists), `standin-warmup` (every RPC answers
 //! -28 "Loading block index...", as Core does while starting).
 
+use crate::chain::{self, Chain};
 use crate::conf::{Args, Ini};
 use crate::http::{self, Request, Response};
 use crate::json::{self, num, obj, s, Value};
@@ -22,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const VERSION: &str = "31.0.0";
+pub const VERSION: &str = "31.0.0";
 const NETWORK_ONLY: &[&str] = &["addnode", "bind", "connect", "port", "rpcbind", "rpcport", "wallet", "whitebind"];
 
 /// Options from the command line and the config file, resolved for the active chain.
@@ -183,33 +184,60 @@ fn hmac_hex(salt: &str, password: &str) -> String {
     mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Which credential matched, if any (never the secret itself, for the log).
-fn authenticate(st: &Settings, cookie: Option<&str>, header: Option<&str>) -> Option<String> {
+/// Which credential matched, if any (never the secret itself, for the log), and the user it
+/// authenticates (`__cookie__` for the cookie, as Core names it).
+fn authenticate(st: &Settings, cookie: Option<&str>, header: Option<&str>) -> Option<(String, String)> {
     let b64 = header?.strip_prefix("Basic ")?.trim();
     let decoded = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (user, pass) = decoded.split_once(':')?;
     if let Some(c) = cookie {
         if decoded == c {
-            return Some("cookie".into());
+            return Some(("cookie".into(), "__cookie__".into()));
         }
     }
     if let (Some(u), Some(p)) = (st.get("rpcuser"), st.get("rpcpassword")) {
         if !p.is_empty() && u == user && p == pass {
-            return Some(format!("rpcuser {user}"));
+            return Some((format!("rpcuser {user}"), user.to_string()));
         }
     }
     for line in st.all("rpcauth") {
         let Some((u, rest)) = line.split_once(':') else { continue };
         let Some((salt, hash)) = rest.split_once('$') else { continue };
         if u == user && hmac_hex(salt, pass).eq_ignore_ascii_case(hash) {
-            return Some(format!("rpcauth {user}"));
+            return Some((format!("rpcauth {user}"), user.to_string()));
         }
     }
     None
 }
 
+/// Core's `rpcwhitelist`: None when `user` may call anything, else the methods it may call.
+/// Lines for one user intersect; `rpcwhitelistdefault` defaults to on once any line exists, and
+/// then a user without a line may call nothing (httprpc.cpp, InitRPCAuthentication).
+fn whitelist(st: &Settings, user: &str) -> Option<Vec<String>> {
+    let lines = st.all("rpcwhitelist");
+    let default_on = st.get("rpcwhitelistdefault").map_or(!lines.is_empty(), |v| v != "0");
+    let mut allowed: Option<Vec<String>> = None;
+    for line in &lines {
+        let (u, methods) = line.split_once(':').unwrap_or((line.as_str(), ""));
+        if u != user {
+            continue;
+        }
+        let these: Vec<String> = methods.split([',', ' ']).filter(|m| !m.is_empty()).map(str::to_string).collect();
+        allowed = Some(match allowed {
+            None => these,
+            Some(prev) => prev.into_iter().filter(|m| these.contains(m)).collect(),
+        });
+    }
+    match allowed {
+        Some(a) => Some(a),
+        None if default_on => Some(Vec::new()),
+        None => None,
+    }
+}
+
 struct Node {
+    peers: crate::p2p::Peers,
     args: Args,
     last_good: Mutex<Settings>,
     cookie: Option<String>,
@@ -227,22 +255,44 @@ impl Node {
         last.clone()
     }
 
-    fn call(&self, st: &Settings, method: &str, _params: &Value) -> Result<Value, (i64, String)> {
+    fn call(&self, st: &Settings, method: &str, params: &Value) -> Result<Value, (i64, String)> {
         if st.datadir.join("standin-warmup").exists() {
             return Err((-28, "Loading block index…".into()));
         }
         let up = self.started.elapsed().as_secs();
+        let chain = Chain::of(&st.datadir);
+        let arg = |i: usize| match params {
+            Value::Arr(a) => a.get(i).cloned(),
+            _ => None,
+        };
+        let block_at = |hash: &str| chain::height_of(hash, &chain).ok_or((-5, "Block not found".to_string()));
+        let header = |h: u64| {
+            obj(vec![
+                ("hash", s(&chain::block_hash(h))),
+                ("confirmations", num(chain.blocks - h + 1)),
+                ("height", num(h)),
+                ("version", num(536_870_912)),
+                ("merkleroot", s(&chain::coinbase_txid(h))),
+                ("time", num(chain.time_of(h))),
+                ("mediantime", num(chain.time_of(h.saturating_sub(5)))),
+                ("nonce", num(h)),
+                ("bits", s("17030ecd")),
+                ("difficulty", num("126982285146989.3")),
+                ("nTx", num(1)),
+                ("previousblockhash", if h == 0 { Value::Null } else { s(&chain::block_hash(h - 1)) }),
+            ])
+        };
         match method {
             "getblockchaininfo" => Ok(obj(vec![
                 ("chain", s(&st.chain)),
-                ("blocks", num(900_000)),
-                ("headers", num(900_000)),
-                ("bestblockhash", s("00000000000000000001a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7")),
+                ("blocks", num(chain.blocks)),
+                ("headers", num(chain.headers)),
+                ("bestblockhash", s(&chain::block_hash(chain.blocks))),
                 ("difficulty", num("126982285146989.3")),
-                ("time", num(1_767_225_600)),
-                ("mediantime", num(1_767_222_000)),
-                ("verificationprogress", num(1)),
-                ("initialblockdownload", Value::Bool(false)),
+                ("time", num(chain.time_of(chain.blocks))),
+                ("mediantime", num(chain.time_of(chain.blocks.saturating_sub(5)))),
+                ("verificationprogress", num(chain.progress())),
+                ("initialblockdownload", Value::Bool(chain.ibd)),
                 ("chainwork", s("0000000000000000000000000000000000000000b1f3b93b1e4e8bd5f0a1a2a3")),
                 ("size_on_disk", num(700_000_000_000u64)),
                 ("pruned", Value::Bool(false)),
@@ -256,8 +306,8 @@ impl Node {
                 ("localrelay", Value::Bool(true)),
                 ("timeoffset", num(0)),
                 ("networkactive", Value::Bool(true)),
-                ("connections", num(0)),
-                ("connections_in", num(0)),
+                ("connections", num(self.peers.lock().map_or(0, |p| p.len()))),
+                ("connections_in", num(self.peers.lock().map_or(0, |p| p.len()))),
                 ("connections_out", num(0)),
                 ("networks", Value::Arr(vec![])),
                 ("relayfee", num("0.00001000")),
@@ -265,7 +315,113 @@ impl Node {
                 ("localaddresses", Value::Arr(vec![])),
                 ("warnings", Value::Arr(vec![])),
             ])),
-            "getblockcount" => Ok(num(900_000)),
+            "getblockcount" => Ok(num(chain.blocks)),
+            "getbestblockhash" => Ok(s(&chain::block_hash(chain.blocks))),
+            "getblockhash" => match arg(0).and_then(|v| v.as_i64()) {
+                Some(h) if h >= 0 && (h as u64) <= chain.blocks => Ok(s(&chain::block_hash(h as u64))),
+                _ => Err((-8, "Block height out of range".into())),
+            },
+            "getblockheader" => {
+                let hash = arg(0).and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                let h = block_at(&hash)?;
+                if arg(1) == Some(Value::Bool(false)) {
+                    Ok(s(&chain::header_hex(h, &chain)))
+                } else {
+                    Ok(header(h))
+                }
+            }
+            "getblock" => {
+                let hash = arg(0).and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                let h = block_at(&hash)?;
+                let verbosity = match arg(1) {
+                    Some(Value::Bool(false)) => 0,
+                    Some(v) => v.as_i64().unwrap_or(1),
+                    None => 1,
+                };
+                if verbosity == 0 {
+                    // the header, one transaction: a coinbase without inputs' scripts
+                    return Ok(s(&format!("{}01{}", chain::header_hex(h, &chain), "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff00ffffffff0100f2052a01000000000000000000")));
+                }
+                let mut b = header(h);
+                if let Value::Obj(fields) = &mut b {
+                    fields.push(("size".into(), num(285)));
+                    fields.push(("weight".into(), num(1140)));
+                    fields.push(("tx".into(), Value::Arr(vec![s(&chain::coinbase_txid(h))])));
+                }
+                Ok(b)
+            }
+            "getchaintips" => Ok(Value::Arr(vec![obj(vec![
+                ("height", num(chain.headers)),
+                ("hash", s(&chain::block_hash(chain.headers))),
+                ("branchlen", num(0)),
+                ("status", s(if chain.ibd { "headers-only" } else { "active" })),
+            ])])),
+            "getdifficulty" => Ok(num("126982285146989.3")),
+            "getmempoolinfo" => Ok(obj(vec![
+                ("loaded", Value::Bool(!chain.ibd)),
+                ("size", num(0)),
+                ("bytes", num(0)),
+                ("usage", num(0)),
+                ("total_fee", num("0.00000000")),
+                ("maxmempool", num(300_000_000)),
+                ("mempoolminfee", num("0.00001000")),
+                ("minrelaytxfee", num("0.00001000")),
+                ("incrementalrelayfee", num("0.00001000")),
+                ("unbroadcastcount", num(0)),
+                ("fullrbf", Value::Bool(true)),
+            ])),
+            "getrawmempool" => Ok(if arg(0) == Some(Value::Bool(true)) { obj(vec![]) } else { Value::Arr(vec![]) }),
+            "estimatesmartfee" => {
+                let target = arg(0).and_then(|v| v.as_i64()).unwrap_or(6).clamp(1, 1008);
+                if chain.ibd {
+                    Ok(obj(vec![("errors", Value::Arr(vec![s("Insufficient data or no feerate found")])), ("blocks", num(0))]))
+                } else {
+                    Ok(obj(vec![("feerate", num("0.00012000")), ("blocks", num(target))]))
+                }
+            }
+            "getindexinfo" => {
+                let mut idx = Vec::new();
+                if st.get("txindex").is_some_and(|v| v != "0") {
+                    idx.push(("txindex", obj(vec![("synced", Value::Bool(!chain.ibd)), ("best_block_height", num(chain.blocks))])));
+                }
+                Ok(obj(idx))
+            }
+            "getpeerinfo" => {
+                let peers = self.peers.lock().map(|p| p.clone()).unwrap_or_default();
+                Ok(Value::Arr(
+                    peers
+                        .iter()
+                        .map(|p| {
+                            obj(vec![
+                                ("id", num(p.id)),
+                                ("addr", s(&p.addr.to_string())),
+                                ("version", num(crate::p2p::PROTOCOL_VERSION)),
+                                ("subver", s(&p.subver)),
+                                ("inbound", Value::Bool(true)),
+                                ("startingheight", num(p.start_height)),
+                                ("permissions", Value::Arr(if p.noban { vec![s("noban")] } else { vec![] })),
+                            ])
+                        })
+                        .collect(),
+                ))
+            }
+            "getzmqnotifications" => Ok(Value::Arr(
+                ["pubrawblock", "pubrawtx", "pubhashblock", "pubhashtx", "pubsequence"]
+                    .iter()
+                    .flat_map(|t| st.all(&format!("zmq{t}")).into_iter().map(move |a| (t, a)))
+                    .map(|(t, a)| obj(vec![("type", s(t)), ("address", s(&a)), ("hwm", num(1000))]))
+                    .collect(),
+            )),
+            "getdeploymentinfo" => Ok(obj(vec![
+                ("hash", s(&chain::block_hash(chain.blocks))),
+                ("height", num(chain.blocks)),
+                ("deployments", obj(vec![("taproot", obj(vec![("type", s("buried")), ("active", Value::Bool(true)), ("height", num(709_632))]))])),
+            ])),
+            "getmininginfo" => Ok(obj(vec![("blocks", num(chain.blocks)), ("difficulty", num("126982285146989.3")), ("networkhashps", num("9.1e20")), ("chain", s(&st.chain))])),
+            "getnettotals" => Ok(obj(vec![("totalbytesrecv", num(0)), ("totalbytessent", num(0)), ("timemillis", num(up * 1000))])),
+            "getrawtransaction" => Err((-5, "No such mempool or blockchain transaction. Use gettransaction for wallet transactions.".into())),
+            "gettxout" => Ok(Value::Null),
+            "sendrawtransaction" | "testmempoolaccept" => Err((-22, "TX decode failed. Make sure the tx has at least one input.".into())),
             "uptime" => Ok(num(up)),
             "stop" => {
                 let cookie = st.cookie_path();
@@ -329,7 +485,7 @@ impl Node {
             log!("[http] {ip} {} {}: 405", req.method, req.path);
             return Some(Response::new(405, "text/html", "JSONRPC server handles only POST requests"));
         }
-        let Some(who) = authenticate(&st, self.cookie.as_deref(), req.header("Authorization")) else {
+        let Some((who, user)) = authenticate(&st, self.cookie.as_deref(), req.header("Authorization")) else {
             log!("[http] {ip}: incorrect or missing credentials: 401");
             std::thread::sleep(Duration::from_millis(250));
             let mut r = Response::new(401, "text/html", "");
@@ -346,6 +502,20 @@ impl Node {
                 return Some(Response::json(500, &r.compact()));
             }
         };
+        if let Some(allowed) = whitelist(&st, &user) {
+            let methods: Vec<&str> = match &parsed {
+                Value::Arr(batch) => batch.iter().filter_map(|r| r.get("method").and_then(Value::as_str)).collect(),
+                single => single.get("method").and_then(Value::as_str).into_iter().collect(),
+            };
+            if allowed.is_empty() {
+                log!("RPC User {user} not allowed to call any methods");
+                return Some(Response::new(403, "text/html", ""));
+            }
+            if let Some(m) = methods.iter().find(|m| !allowed.iter().any(|a| a == *m)) {
+                log!("RPC User {user} not allowed to call method {m}");
+                return Some(Response::new(403, "text/html", ""));
+            }
+        }
         let (status, out, what) = match &parsed {
             Value::Arr(batch) => {
                 let replies: Vec<Value> = batch.iter().map(|r| self.one(&st, r).1).collect();
@@ -454,7 +624,11 @@ pub fn bitcoind(argv: &[String]) -> i32 {
         log!("Error: Unable to start HTTP server. See debug log for details.");
         return 1;
     }
+    let peers: crate::p2p::Peers = Arc::new(Mutex::new(Vec::new()));
+    start_p2p(&st, peers.clone());
+    start_zmq(&st);
     let node = Arc::new(Node {
+        peers,
         args,
         last_good: Mutex::new(st),
         cookie,
@@ -468,6 +642,55 @@ pub fn bitcoind(argv: &[String]) -> i32 {
     log!("init message: Done loading");
     loop {
         std::thread::park();
+    }
+}
+
+/// The P2P listener, where Core has one: `listen` (default on), `bind` or all addresses, `port`
+/// (default by chain). Peers in a `whitelist=[perms@]net` get `noban` (the default permissions).
+fn start_p2p(st: &Settings, peers: crate::p2p::Peers) {
+    if st.get("listen").is_some_and(|v| v == "0") {
+        return;
+    }
+    let port = st.get("port").and_then(|p| p.parse().ok()).unwrap_or_else(|| crate::p2p::default_port(&st.chain));
+    let addr = st.get("bind").map_or(format!("0.0.0.0:{port}"), |b| if b.contains(':') { b } else { format!("{b}:{port}") });
+    let listener = match TcpListener::bind(addr.as_str()) {
+        Ok(l) => l,
+        Err(e) => {
+            log!("Error: Unable to bind to {addr} on this computer: {e}");
+            return;
+        }
+    };
+    log!("Bound to {addr}");
+    let whitelist: Vec<String> = st.all("whitelist");
+    let noban = Arc::new(move |ip: IpAddr| {
+        whitelist.iter().any(|w| {
+            let (perms, net) = w.split_once('@').unwrap_or(("noban", w.as_str()));
+            perms.split(',').any(|p| p == "noban" || p == "all") && allowed_by(ip, net)
+        })
+    });
+    let datadir = st.datadir.clone();
+    let height = Arc::new(move || Chain::of(&datadir).blocks);
+    let magic = crate::p2p::magic(&st.chain);
+    std::thread::spawn(move || crate::p2p::serve(listener, magic, peers, noban, height));
+}
+
+/// A publisher per `zmqpub*` address (`tcp://host:port`).
+fn start_zmq(st: &Settings) {
+    for kind in ["rawblock", "rawtx", "hashblock", "hashtx", "sequence"] {
+        for a in st.all(&format!("zmqpub{kind}")) {
+            let Some(hostport) = a.strip_prefix("tcp://") else {
+                log!("Error: zmqpub{kind}={a}: only tcp:// is supported here");
+                continue;
+            };
+            match TcpListener::bind(hostport) {
+                Ok(l) => {
+                    log!("zmq: Outbound message high water mark for pub{kind} at {a} is 1000");
+                    let what = format!("pub{kind}");
+                    std::thread::spawn(move || crate::zmq::publish(l, what));
+                }
+                Err(e) => log!("Error: zmq: Failed to bind address {a}: {e}"),
+            }
+        }
     }
 }
 
@@ -616,10 +839,10 @@ mod tests {
         let st = settings(&format!("rpcauth=alice:{salt}${h}\nrpcuser=bob\nrpcpassword=pw\n"), &[]);
         let basic = |up: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(up));
         let check = |up: &str| authenticate(&st, Some("__cookie__:c0ffee"), Some(&basic(up)));
-        assert_eq!(check("alice:secret").as_deref(), Some("rpcauth alice"));
+        assert_eq!(check("alice:secret").map(|c| c.0).as_deref(), Some("rpcauth alice"));
         assert_eq!(check("alice:wrong"), None);
-        assert_eq!(check("bob:pw").as_deref(), Some("rpcuser bob"));
-        assert_eq!(check("__cookie__:c0ffee").as_deref(), Some("cookie"));
+        assert_eq!(check("bob:pw").map(|c| c.1).as_deref(), Some("bob"));
+        assert_eq!(check("__cookie__:c0ffee").map(|c| c.1).as_deref(), Some("__cookie__"));
         assert_eq!(check("__cookie__:other"), None);
         assert_eq!(authenticate(&st, None, None), None);
     }
@@ -631,6 +854,18 @@ mod tests {
         st.chain = "regtest".into();
         assert_eq!(st.rpcport(), 18443);
         assert_eq!(st.all("rpcbind"), vec!["0.0.0.0".to_string()]);
+    }
+
+    #[test]
+    fn whitelists_as_core_applies_them() {
+        let st = settings("rpcwhitelist=ui:getblockchaininfo,uptime\nrpcwhitelist=ui:uptime getpeerinfo\n", &[]);
+        assert_eq!(whitelist(&st, "ui"), Some(vec!["uptime".to_string()]));
+        // any whitelist line makes the default an empty whitelist for everyone else
+        assert_eq!(whitelist(&st, "archy"), Some(vec![]));
+        let st = settings("rpcwhitelist=ui:uptime\nrpcwhitelistdefault=0\n", &[]);
+        assert_eq!(whitelist(&st, "archy"), None);
+        assert_eq!(whitelist(&settings("", &[]), "archy"), None);
+        assert_eq!(whitelist(&settings("rpcwhitelistdefault=1\n", &[]), "x"), Some(vec![]));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! bitcoin.mainnet/testnet/testnet4/signet/regtest (else exits 1, as lnd does) and talks to
 //! bitcoind only with bitcoin.node=bitcoind. Every 2 s it re-reads the file and calls
 //! getblockchaininfo at bitcoind.rpchost with bitcoind.rpcuser/rpcpass; the state is
-//! SERVER_ACTIVE while that works, WAITING_TO_START otherwise. (Real lnd reads its config once
+//! SERVER_ACTIVE while that works and it is subscribed to bitcoind.zmqpubrawblock and
+//! bitcoind.zmqpubrawtx (ZMTP, as lnd's gozmq), WAITING_TO_START otherwise. (Real lnd reads its config once
 //! and has a wallet to unlock; neither is modelled.) It serves the state as plain HTTP on
 //! rpclisten (default localhost:10009) and restlisten (default localhost:8080): GET /v1/state,
 //! GET /v1/getinfo. Test hook: `standin-exit` in the lnd dir makes it exit 1 at start.
@@ -160,19 +161,38 @@ pub fn lnd(argv: &[String]) -> i32 {
         }
     }
     let mut last: Option<Poll> = None;
+    // the ZMQ subscriptions btcwallet's bitcoind connection makes (chain/bitcoind_conn.go):
+    // blocks and transactions reach lnd only through them (bitcoind.rpcpolling is not modelled)
+    let mut zmq: Option<(std::net::TcpStream, std::net::TcpStream)> = None;
     loop {
         let conf = Conf::load(&args);
         let backend = conf.get("bitcoin.node").unwrap_or_else(|| "btcd".into());
-        let now = if backend == "bitcoind" {
+        let mut now = if backend == "bitcoind" {
             poll(&conf, &network)
         } else {
             Poll::Failed(format!("bitcoin.node={backend}: only bitcoind is modelled"))
         };
+        if now == Poll::Connected && zmq.is_none() {
+            let block = conf.get("bitcoind.zmqpubrawblock").unwrap_or_default();
+            let tx = conf.get("bitcoind.zmqpubrawtx").unwrap_or_default();
+            let t = Duration::from_secs(5);
+            zmq = match (crate::zmq::subscribe(&block, "rawblock", t), crate::zmq::subscribe(&tx, "rawtx", t)) {
+                (Ok(b), Ok(x)) => Some((b, x)),
+                (Err(e), _) => {
+                    now = Poll::Failed(format!("unable to subscribe for zmq block events: {e}"));
+                    None
+                }
+                (_, Err(e)) => {
+                    now = Poll::Failed(format!("unable to subscribe for zmq tx events: {e}"));
+                    None
+                }
+            };
+        }
         if last.as_ref() != Some(&now) {
             match &now {
                 Poll::Connected => log!("[INF] LNWL: connected to bitcoind; server active"),
                 Poll::Rejected => log!("[ERR] LNWL: bitcoind rejected credentials (401)"),
-                Poll::Failed(e) => log!("[ERR] LNWL: unable to reach bitcoind: {e}"),
+                Poll::Failed(e) => log!("[ERR] LNWL: unable to use bitcoind: {e}"),
             }
         }
         active.store(now == Poll::Connected, Ordering::SeqCst);

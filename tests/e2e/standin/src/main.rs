@@ -4,6 +4,7 @@
 
 mod bitcoin;
 mod btcpay;
+mod chain;
 mod conf;
 mod electrumx;
 mod fedimint;
@@ -14,7 +15,9 @@ mod json;
 mod lnd;
 mod mempool;
 mod nbxplorer;
+mod p2p;
 mod sys;
+mod zmq;
 
 use std::path::Path;
 use std::process::ExitCode;
