@@ -251,6 +251,7 @@ pub fn resolve(node: &NodeSettings, paths: &Paths, loaded: Vec<Loaded>) -> Catal
         );
     }
 
+    check_shared_volumes(&manifests, &edges, &mut errors);
     check_ports(&manifests, &edges, &mut errors);
     check_aliases(&manifests, &edges, &mut errors);
     let unchosen = unchosen_providers(&chosen, &providers);
@@ -482,6 +483,75 @@ fn check_aliases(
                 );
             } else {
                 holders.push(id);
+            }
+        }
+    }
+}
+
+/// A volume of another app's data: only from an app this one requires (by id), only below a
+/// directory that app shares, only with `from = "data"`.
+fn check_shared_volumes(
+    manifests: &BTreeMap<String, (Manifest, PathBuf)>,
+    edges: &Edges,
+    errors: &mut BTreeMap<String, Vec<InputError>>,
+) {
+    for (id, (m, path)) in manifests {
+        for v in &m.container.volumes {
+            let Some(owner) = &v.app else { continue };
+            let key = "[container] volumes";
+            let at = format!("`{}`", v.target);
+            if v.from != crate::manifest::VolumeSource::Data {
+                push_err(
+                    errors,
+                    id,
+                    path,
+                    key,
+                    format!("{at}: `app` needs from = \"data\""),
+                );
+                continue;
+            }
+            let required = edges
+                .get(id)
+                .is_some_and(|(wants, _, _)| wants.iter().any(|w| w == owner.as_str()));
+            if !required {
+                push_err(
+                    errors,
+                    id,
+                    path,
+                    key,
+                    format!(
+                        "{at}: `{owner}` is not an app this one requires ([dependencies] requires)"
+                    ),
+                );
+                continue;
+            }
+            let Some((om, _)) = manifests.get(owner.as_str()) else {
+                continue;
+            };
+            let parts = |p: &str| -> Vec<String> {
+                p.split('/')
+                    .filter(|s| !s.is_empty() && *s != ".")
+                    .map(str::to_string)
+                    .collect()
+            };
+            let wanted = parts(v.subpath.as_ref().map_or("", |s| s.as_str()));
+            let shared = om
+                .app
+                .shares
+                .iter()
+                .map(|s| parts(s.as_str()))
+                .any(|s| !s.is_empty() && wanted.starts_with(&s));
+            if !shared {
+                push_err(
+                    errors,
+                    id,
+                    path,
+                    key,
+                    format!(
+                        "{at}: `{}` is not below a directory `{owner}` shares ([app] shares)",
+                        wanted.join("/")
+                    ),
+                );
             }
         }
     }

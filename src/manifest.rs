@@ -52,6 +52,10 @@ pub struct App {
     /// Whether `archy.target` starts the app. Default true.
     #[serde(default = "yes")]
     pub autostart: bool,
+    /// Directories below this app's data dir that apps requiring it may mount read-only (a
+    /// cookie file it writes, say). Default: none.
+    #[serde(default)]
+    pub shares: Vec<SubPath>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -180,6 +184,22 @@ pub struct Volume {
     pub target: AbsPath,
     #[serde(default)]
     pub read_only: bool,
+    /// With `from = "data"`: another app's data (an app this one requires, by id), below a
+    /// directory that app shares; always read-only. Default: this app's own.
+    #[serde(default)]
+    pub app: Option<Id>,
+}
+
+impl Volume {
+    /// The app whose data or state this volume mounts.
+    pub fn owner<'a>(&'a self, this_app: &'a str) -> &'a str {
+        self.app.as_ref().map_or(this_app, Id::as_str)
+    }
+
+    /// Whether the container may only read it: secrets and other apps' data always.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only || self.from == VolumeSource::Secrets || self.app.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

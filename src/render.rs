@@ -237,19 +237,15 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
         );
     }
     for v in &c.volumes {
-        let base = match v.from {
-            VolumeSource::Data => format!("{}/{id}", node.data_dir),
-            VolumeSource::State => format!("{STATE}/{id}"),
-            VolumeSource::Secrets => format!("{STATE}/secrets"),
-        };
-        let src = match &v.subpath {
-            Some(sub) => format!("{base}/{}", sub.as_str().trim_end_matches('/')),
-            None => base,
-        };
-        let ro = v.read_only || v.from == VolumeSource::Secrets;
+        let ro = v.is_read_only();
         ct.set(
             "Volume",
-            format!("{src}:{}{}", v.target, if ro { ":ro" } else { "" }),
+            format!(
+                "{}:{}{}",
+                volume_source(node, id, v),
+                v.target,
+                if ro { ":ro" } else { "" }
+            ),
         );
     }
     for f in &m.config {
@@ -338,15 +334,7 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
         .volumes
         .iter()
         .filter(|v| v.from != VolumeSource::Secrets)
-        .map(|v| {
-            let base = match v.from {
-                VolumeSource::State => format!("{STATE}/{id}"),
-                _ => format!("{}/{id}", node.data_dir),
-            };
-            v.subpath
-                .as_ref()
-                .map_or(base.clone(), |s| format!("{base}/{s}"))
-        })
+        .map(|v| volume_source(node, id, v))
         .collect();
     dirs.sort();
     dirs.dedup();
@@ -365,6 +353,19 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
     }
     sv.set("ExecStartPre", format!("{} ensure-image {id}", ctx.hook));
     u
+}
+
+/// The host directory a volume mounts, in the units' terms (`%S` for the state dir).
+fn volume_source(node: &NodeSettings, id: &str, v: &crate::manifest::Volume) -> String {
+    let base = match v.from {
+        VolumeSource::Data => format!("{}/{}", node.data_dir, v.owner(id)),
+        VolumeSource::State => format!("{STATE}/{id}"),
+        VolumeSource::Secrets => format!("{STATE}/secrets"),
+    };
+    match &v.subpath {
+        Some(sub) => format!("{base}/{}", sub.as_str().trim_end_matches('/')),
+        None => base,
+    }
 }
 
 /// Start-up checks run often, so that a unit turns active soon after its app works; never less

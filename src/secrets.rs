@@ -14,9 +14,6 @@ use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// The RPC user archy creates for bitcoind.
-pub const RPC_USER: &str = "archy";
-
 /// A secret's fields, as files and as template variables.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret {
@@ -50,17 +47,18 @@ pub fn rpcauth(user: &str, salt_hex: &str, password: &str) -> String {
     format!("{user}:{salt_hex}${}", hex(&mac.finalize().into_bytes()))
 }
 
-/// A new secret of `kind`: 256 bits of entropy for a password.
-pub fn generate(kind: SecretKind) -> io::Result<Secret> {
+/// A new secret `name` of `kind`: 256 bits of entropy for a password. An `rpcauth` secret's RPC
+/// user is its name, so that bitcoind tells its users apart (each may have its own
+/// `rpcwhitelist`).
+pub fn generate(name: &str, kind: SecretKind) -> io::Result<Secret> {
     let password = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes(32)?);
     let mut fields = BTreeMap::new();
     if kind == SecretKind::Rpcauth {
         let salt = hex(&random_bytes(16)?);
-        fields.insert("user", RPC_USER.to_string());
-        fields.insert("rpcauth", rpcauth(RPC_USER, &salt, &password));
-        fields.insert("cookie", format!("{RPC_USER}:{password}"));
-        let basic =
-            base64::engine::general_purpose::STANDARD.encode(format!("{RPC_USER}:{password}"));
+        fields.insert("user", name.to_string());
+        fields.insert("rpcauth", rpcauth(name, &salt, &password));
+        fields.insert("cookie", format!("{name}:{password}"));
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
         fields.insert("basic", basic);
     }
     fields.insert("password", password);
@@ -111,7 +109,7 @@ pub fn ensure(state: &Path, name: &str, kind: SecretKind) -> io::Result<bool> {
     if read(state, name)?.is_some() {
         return Ok(false);
     }
-    let secret = generate(kind)?;
+    let secret = generate(name, kind)?;
     write(state, name, &secret)?;
     mark_applied(state, name, &secret)?;
     Ok(true)
@@ -120,7 +118,7 @@ pub fn ensure(state: &Path, name: &str, kind: SecretKind) -> io::Result<bool> {
 /// Replaces the secret with a new one of `kind`. The apps using it pick it up when the change is
 /// applied (`archy-secret@<name>.path` does that).
 pub fn rotate(state: &Path, name: &str, kind: SecretKind) -> io::Result<()> {
-    write(state, name, &generate(kind)?)
+    write(state, name, &generate(name, kind)?)
 }
 
 /// A digest of the secret's password, safe to store beside it: which version was last applied.
@@ -178,7 +176,9 @@ mod tests {
         assert_eq!(read(state.path(), "rpc").unwrap().unwrap(), first);
         let pw = &first.fields["password"];
         assert!(pw.len() >= 43, "256 bits in base64");
-        assert!(first.fields["rpcauth"].starts_with("archy:"));
+        assert!(first.fields["rpcauth"].starts_with("rpc:"));
+        assert_eq!(first.fields["user"], "rpc");
+        assert_eq!(first.fields["cookie"], format!("rpc:{pw}"));
         let d = dir(state.path(), "rpc");
         assert_eq!(
             fs::metadata(&d).unwrap().permissions().mode() & 0o777,

@@ -1120,3 +1120,68 @@ fn an_app_mounts_only_secrets_it_declares() {
     );
     assert!(t.catalog_of().valid.contains_key("w"));
 }
+
+#[test]
+fn another_apps_data_only_where_it_is_shared_and_required() {
+    let t = Tree::new();
+    t.vendor(
+        "explorer",
+        "[app]\nid = \"explorer\"\nshares = [\"Main\"]\n[image]\nref = \"docker.io/library/busybox:1.37\"\n",
+    );
+    let vol = |sub: &str, extra: &str| {
+        format!(
+            "{extra}\n[[container.volumes]]\nfrom = \"data\"\napp = \"explorer\"\nsubpath = \"{sub}\"\ntarget = \"/x\"\n"
+        )
+    };
+    // shared and required: fine, and mounted read-only
+    t.vendor(
+        "shop",
+        app(
+            "shop",
+            &vol("Main", "\n[dependencies]\nrequires = [\"explorer\"]\n"),
+        ),
+    );
+    // not required
+    let f = t.vendor("nosy", app("nosy", &vol("Main", "")));
+    at_key(
+        &refused(&t, "nosy"),
+        &f,
+        "[container] volumes",
+        "not an app this one requires",
+    );
+    // required but not shared there: the whole data dir, or a sibling
+    let f = t.vendor(
+        "greedy",
+        app(
+            "greedy",
+            &vol(".", "\n[dependencies]\nrequires = [\"explorer\"]\n"),
+        ),
+    );
+    at_key(
+        &refused(&t, "greedy"),
+        &f,
+        "[container] volumes",
+        "not below a directory `explorer` shares",
+    );
+    let f = t.vendor(
+        "sideways",
+        app(
+            "sideways",
+            &vol("Other", "\n[dependencies]\nrequires = [\"explorer\"]\n"),
+        ),
+    );
+    at_key(
+        &refused(&t, "sideways"),
+        &f,
+        "[container] volumes",
+        "`Other`",
+    );
+    let c = t.catalog_of();
+    assert!(c.valid.contains_key("shop") && c.valid.contains_key("explorer"));
+    let r = t.render();
+    let shop = file(&r, "archy-shop.container");
+    assert_eq!(
+        values(shop, "Volume"),
+        ["/var/lib/archipelago/explorer/Main:/x:ro"]
+    );
+}
