@@ -61,8 +61,18 @@ pub fn generate(name: &str, kind: SecretKind) -> io::Result<Secret> {
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
         fields.insert("basic", basic);
     }
+    fields.insert("bcrypt", bcrypt_of(&password)?);
     fields.insert("password", password);
     Ok(Secret { fields })
+}
+
+/// The password as a bcrypt hash (cost 10), for apps that store their users' passwords so and
+/// take the hash as configuration (File Browser).
+fn bcrypt_of(password: &str) -> io::Result<String> {
+    let salt: [u8; 16] = random_bytes(16)?.try_into().expect("16 bytes");
+    bcrypt::hash_with_salt(password, 10, salt)
+        .map(|h| h.format_for_version(bcrypt::Version::TwoB))
+        .map_err(io::Error::other)
 }
 
 /// `<state>/secrets/<name>`.
@@ -77,7 +87,7 @@ pub fn read(state: &Path, name: &str) -> io::Result<Option<Secret>> {
         return Ok(None);
     }
     let mut fields = BTreeMap::new();
-    for key in ["user", "password", "rpcauth", "cookie", "basic"] {
+    for key in ["user", "password", "rpcauth", "cookie", "basic", "bcrypt"] {
         match fs::read_to_string(d.join(key)) {
             Ok(v) => {
                 fields.insert(key, v.trim_end_matches('\n').to_string());
@@ -106,7 +116,13 @@ pub fn write(state: &Path, name: &str, secret: &Secret) -> io::Result<()> {
 /// Creates the secret if it does not exist. Returns whether it was created. A new secret counts
 /// as applied: nothing runs with an older one.
 pub fn ensure(state: &Path, name: &str, kind: SecretKind) -> io::Result<bool> {
-    if read(state, name)?.is_some() {
+    if let Some(mut s) = read(state, name)? {
+        // a secret from before a field existed gets it, derived from the same password
+        if !s.fields.contains_key("bcrypt") {
+            let hash = bcrypt_of(&s.fields["password"])?;
+            atomic::write(&dir(state, name).join("bcrypt"), hash.as_bytes(), 0o600)?;
+            s.fields.insert("bcrypt", hash);
+        }
         return Ok(false);
     }
     let secret = generate(name, kind)?;
@@ -189,6 +205,19 @@ mod tests {
             assert_eq!(m.permissions().mode() & 0o777, 0o600);
         }
         assert!(!format!("{first:?}").contains(pw.as_str()));
+        assert!(bcrypt::verify(pw, &first.fields["bcrypt"]).unwrap());
+        assert!(first.fields["bcrypt"].starts_with("$2b$10$"));
+    }
+
+    #[test]
+    fn an_older_secret_gets_its_bcrypt_hash() {
+        let state = tempfile::tempdir().unwrap();
+        ensure(state.path(), "old", SecretKind::Password).unwrap();
+        let d = dir(state.path(), "old");
+        fs::remove_file(d.join("bcrypt")).unwrap();
+        assert!(!ensure(state.path(), "old", SecretKind::Password).unwrap());
+        let s = read(state.path(), "old").unwrap().unwrap();
+        assert!(bcrypt::verify(&s.fields["password"], &s.fields["bcrypt"]).unwrap());
     }
 
     #[test]

@@ -52,7 +52,7 @@ fn shipped_catalog() {
         r.problems
     );
     let ids = catalog_ids();
-    assert!(ids.len() >= 15, "{ids:?}");
+    assert!(ids.len() >= 14, "{ids:?}");
     for id in &ids {
         let text = file(&r, &format!("archy-{id}.container"));
         assert_eq!(values(text, "ContainerName"), [format!("archy-{id}")]);

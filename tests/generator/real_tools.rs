@@ -251,7 +251,7 @@ fn generator_with_real_quadlet_passes_systemd_analyze_verify() {
         })
         .collect();
     ids.sort();
-    assert!(ids.len() >= 15);
+    assert!(ids.len() >= 14);
     ids.push("nasty".into());
     for id in &ids {
         let service = out.join(format!("archy-{id}.service"));
