@@ -35,10 +35,10 @@ uctl list-units --all --no-pager --no-legend 'archy-*.service' | sed 's/^[● ]*
 say "bitcoin-core: active only once its health check (bitcoin-cli getblockchaininfo) passes"
 up bitcoin-core || ok=1
 say "lnd: starts after bitcoind is active, reaches it by its alias with the generated credentials"
-up lnd && upodman exec archy-lnd lncli --network=mainnet state || ok=1
+up lnd && upodman exec archy-lnd lncli state || ok=1
 say "bitcoin-ui: nginx in front of bitcoind's RPC, the credentials in a 0600 config"
 up bitcoin-ui && curl -s --max-time 10 -d '{"jsonrpc":"1.0","id":"demo","method":"getblockchaininfo"}' \
-  http://127.0.0.1:8081/ | head -c 120 && echo " ..." || ok=1
+  http://127.0.0.1:8081/rpc | head -c 120 && echo " ..." || ok=1
 say "archy-hook status"
 status
 

@@ -14,7 +14,7 @@ source /src/tests/e2e/lib/common.sh
 START_WAIT=${ARCHY_E2E_START_WAIT:-90}
 APPS=(bitcoin-core lnd bitcoin-ui)
 
-lnd_active() { upodman exec archy-lnd lncli --network=mainnet state 2>/dev/null | grep SERVER_ACTIVE; }
+lnd_active() { upodman exec archy-lnd lncli state 2>/dev/null | grep SERVER_ACTIVE; }
 
 @test "the generator made units for the three apps and none for masked ones" {
   for id in "${APPS[@]}"; do
@@ -36,7 +36,7 @@ lnd_active() { upodman exec archy-lnd lncli --network=mainnet state 2>/dev/null 
 @test "bitcoin-ui proxies RPC to bitcoind: 200 from the host" {
   wait_for "$START_WAIT" is_state archy-bitcoin-ui.service active || fail "$(why bitcoin-ui)"
   code=$(curl -s -o /tmp/body -w '%{http_code}' --max-time 10 -H 'Content-Type: application/json' \
-    -d '{"jsonrpc":"1.0","id":"e2e","method":"getblockchaininfo","params":[]}' http://127.0.0.1:8081/)
+    -d '{"jsonrpc":"1.0","id":"e2e","method":"getblockchaininfo","params":[]}' http://127.0.0.1:8081/rpc)
   [ "$code" = 200 ] || fail "HTTP $code: $(cat /tmp/body)"
 }
 
@@ -100,6 +100,6 @@ lnd_active() { upodman exec archy-lnd lncli --network=mainnet state 2>/dev/null 
 
 @test "bitcoin-ui still proxies after bitcoind was recreated" {
   is_state archy-bitcoin-ui.service active || skip "bitcoin-ui is not running"
-  ui_ok() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -d '{"method":"uptime"}' http://127.0.0.1:8081/)" = 200 ]; }
+  ui_ok() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -d '{"method":"uptime"}' http://127.0.0.1:8081/rpc)" = 200 ]; }
   wait_for 30 ui_ok || fail "the UI no longer reaches bitcoind (an upstream address resolved once, at startup?)"
 }

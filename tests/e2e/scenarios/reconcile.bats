@@ -238,7 +238,7 @@ moved() { [ ! -e "$NODE_QUADLET/archy-bitcoin-ui.container" ] && [ -e "$NODE_QUA
   want=$(sed -n 's/^Label="archy.digest=\(.*\)"$/\1/p' "$GEN/archy-quadlet/archy-bitcoin-ui.container")
   [ -n "$want" ] && [ "$(upodman inspect -f '{{index .Config.Labels "archy.digest"}}' archy-bitcoin-ui)" = "$want" ] ||
     fail "the container does not run archy's definition"
-  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -d '{"method":"uptime"}' http://127.0.0.1:8081/)
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -d '{"method":"uptime"}' http://127.0.0.1:8081/rpc)
   [ "$code" = 200 ] || fail "the UI answers $code"
   echo "# archy-bitcoin-ui.service: SourcePath $(prop archy-bitcoin-ui.service SourcePath), InvocationID $([ "$(inv bitcoin-ui)" = "$inv_ui" ] && echo unchanged || echo changed), UI 200" >&3
 }
@@ -260,7 +260,7 @@ moved() { [ ! -e "$NODE_QUADLET/archy-bitcoin-ui.container" ] && [ -e "$NODE_QUA
   runs_archys() { [ "$(upodman inspect -f '{{index .Config.Labels "archy.digest"}}' archy-bitcoin-ui)" = "$want" ] &&
     is_state archy-bitcoin-ui.service active; }
   wait_for "$START_WAIT" runs_archys || fail "the container does not run archy's definition: $(why bitcoin-ui)"
-  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -d '{"method":"uptime"}' http://127.0.0.1:8081/)
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -d '{"method":"uptime"}' http://127.0.0.1:8081/rpc)
   [ "$code" = 200 ] || fail "the UI answers $code"
   echo "# after boot: $(ujournal -o cat ARCHY_HOOK=reconcile | grep '^reconciled in' | tail -n 1); UI 200 after $(secs "$t0")s" >&3
 }

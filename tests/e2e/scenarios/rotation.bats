@@ -2,9 +2,9 @@
 # archy-e2e-apps: bitcoin-core lnd bitcoin-ui
 #
 # Issue 4, must-shows 1-3: the bitcoin-ui companion proxies to the stand-in bitcoind, which demands
-# the RPC password; `archy-hook rotate bitcoind-rpc` alone (archy-secret@bitcoind-rpc.path does the
-# rest) brings the UI back to 200 within seconds, bitcoind rejects the old password and lnd is
-# connected with the new one. Then the old and the new password are looked for everywhere a local
+# the UI's own RPC password (bitcoin-ui-rpc); `archy-hook rotate` of it and of the apps' password
+# (bitcoind-rpc) alone (archy-secret@<name>.path does the rest) brings the UI back to 200 within
+# seconds, bitcoind rejects the old passwords and lnd is connected with the new one. Then the old and the new password are looked for everywhere a local
 # user or the logs could see them: unit files, `systemctl --user show` of every unit, process
 # command lines and environments, podman's container configs, the whole journal.
 # Run: ARCHY_STAGE=DIR tests/e2e/run.sh rotation
@@ -12,7 +12,8 @@
 source /src/tests/e2e/lib/common.sh
 
 START_WAIT=${ARCHY_E2E_START_WAIT:-90}
-SECRET=$NODE_STATE/archipelago/secrets/bitcoind-rpc
+SECRET=$NODE_STATE/archipelago/secrets/bitcoin-ui-rpc
+APP_SECRET=$NODE_STATE/archipelago/secrets/bitcoind-rpc
 HOOK=/usr/libexec/archipelago/archy-hook
 APPS=(bitcoin-core lnd bitcoin-ui)
 # files shared between the tests: the secrets' values live only in root-only files, never in a
@@ -29,7 +30,7 @@ why() {  # what systemd and podman say about an app, for a failure message
 # ui_code: the HTTP status of an RPC through the UI (the UI adds the credentials)
 ui_code() {
   curl -s -o "$W/body" -w '%{http_code}' --max-time 5 -H 'Content-Type: application/json' \
-    -d '{"jsonrpc":"1.0","id":"e2e","method":"getblockchaininfo","params":[]}' http://127.0.0.1:8081/
+    -d '{"jsonrpc":"1.0","id":"e2e","method":"getblockchaininfo","params":[]}' http://127.0.0.1:8081/rpc
 }
 ui_ok() { [ "$(ui_code)" = 200 ]; }
 
@@ -46,13 +47,13 @@ rpc_as() {
 # which version of the secret each rendered config and running container has (prefixes only)
 secret_diag() {
   local S=$NODE_STATE/archipelago
-  echo "secret:       rpcauth $(cut -c7-14 "$SECRET/rpcauth") basic $(cut -c1-14 "$SECRET/basic")"
-  echo "bitcoin.conf: rpcauth $(sed -n 's/^rpcauth=archy:\(.\{8\}\).*/\1/p' "$S/bitcoin-core/config/bitcoin.conf"), in the container: $(upodman exec archy-bitcoin-core sed -n 's/^rpcauth=archy:\(.\{8\}\).*/\1/p' /etc/bitcoin/bitcoin.conf)"
+  echo "secret:       rpcauth $(cut -d: -f2 "$APP_SECRET/rpcauth" | cut -c1-8) basic $(cut -c1-14 "$APP_SECRET/basic")"
+  echo "bitcoin.conf: rpcauth $(sed -n 's/^rpcauth=bitcoind-rpc:\(.\{8\}\).*/\1/p' "$S/bitcoin-core/config/bitcoin.conf"), in the container: $(upodman exec archy-bitcoin-core sed -n 's/^rpcauth=bitcoind-rpc:\(.\{8\}\).*/\1/p' /etc/bitcoin/bitcoin.conf)"
   echo "nginx.conf:   basic $(grep -o 'Basic [^"]*' "$S/bitcoin-ui/config/nginx.conf" | cut -c7-20)"
   journalctl --no-pager -o short-precise --since=-90s | grep -E 'archy-hook\[|(Starting|Started|Stopped) archy-(bitcoin|lnd|secret)' | cut -c1-180
 }
 
-lnd_active() { upodman exec archy-lnd lncli --network=mainnet state 2>/dev/null | grep SERVER_ACTIVE; }
+lnd_active() { upodman exec archy-lnd lncli state 2>/dev/null | grep SERVER_ACTIVE; }
 
 @test "the three apps run, healthy" {
   for id in "${APPS[@]}"; do
@@ -69,6 +70,7 @@ lnd_active() { upodman exec archy-lnd lncli --network=mainnet state 2>/dev/null 
   grep -q '"chain":"main"' "$W/body" || fail "not bitcoind's answer: $(cat "$W/body")"
   # the password the apps were started with; the stand-in takes it, and refuses a wrong one
   cp "$SECRET/cookie" "$W/old-cookie"; cp "$SECRET/password" "$W/old-password"; cp "$SECRET/basic" "$W/old-basic"
+  cp "$APP_SECRET/password" "$W/old-app-password"; cp "$APP_SECRET/basic" "$W/old-app-basic"
   rpc_as "$W/old-cookie" >"$W/out" 2>&1 || fail "the generated credentials are refused: $(cat "$W/out")"
   echo "archy:not-the-password" >"$W/wrong"
   if rpc_as "$W/wrong" >"$W/out" 2>&1; then fail "bitcoind accepted a wrong password"; fi
@@ -81,9 +83,11 @@ lnd_active() { upodman exec archy-lnd lncli --network=mainnet state 2>/dev/null 
   for id in "${APPS[@]}"; do inv[$id]=$(prop "archy-$id.service" InvocationID); done
   lnd_cid=$(upodman inspect -f '{{.Id}}' archy-lnd)
   t0=$(now)
-  as_node "$HOOK" rotate bitcoind-rpc || fail "archy-hook rotate failed"
+  as_node "$HOOK" rotate bitcoin-ui-rpc || fail "archy-hook rotate bitcoin-ui-rpc failed"
+  as_node "$HOOK" rotate bitcoind-rpc || fail "archy-hook rotate bitcoind-rpc failed"
   ! cmp -s "$SECRET/password" "$W/old-password" || fail "rotate did not change the password"
-  # nothing else is run from here: systemd (archy-secret@bitcoind-rpc.path) applies the change
+  ! cmp -s "$APP_SECRET/password" "$W/old-app-password" || fail "rotate did not change the apps' password"
+  # nothing else is run from here: systemd (archy-secret@<name>.path) applies the change
   restarted() { [ "$(prop "archy-$1.service" InvocationID)" != "${inv[$1]}" ] && is_state "archy-$1.service" active; }
   wait_for 60 restarted bitcoin-core || fail "bitcoin-core was not restarted: $(why bitcoin-core)"
   wait_for 60 restarted bitcoin-ui || fail "bitcoin-ui was not restarted: $(why bitcoin-ui)"
@@ -102,7 +106,7 @@ lnd_active() { upodman exec archy-lnd lncli --network=mainnet state 2>/dev/null 
   wait_for 60 restarted lnd || fail "lnd was not restarted: $(why lnd)"
   wait_for 30 lnd_active || fail "lnd not SERVER_ACTIVE after the rotation: $(why lnd)"
   [ "$(upodman inspect -f '{{.Id}}' archy-lnd)" != "$lnd_cid" ] || fail "lnd runs the same container"
-  grep -qF -f "$SECRET/password" "$NODE_STATE/archipelago/lnd/config/lnd.conf" || fail "lnd.conf lacks the new password"
+  grep -qF -f "$APP_SECRET/password" "$NODE_STATE/archipelago/lnd/config/lnd.conf" || fail "lnd.conf lacks the new password"
   ujournal -u archy-lnd.service --since=-60s -o cat | grep -q 'connected to bitcoind; server active' ||
     fail "lnd's log does not show it reconnected"
   for id in "${APPS[@]}"; do
@@ -116,10 +120,12 @@ lnd_active() { upodman exec archy-lnd lncli --network=mainnet state 2>/dev/null 
 
 @test "must-show 3: neither password is in a unit file, systemctl show, a command line or the journal" {
   cp "$SECRET/password" "$W/new-password"; cp "$SECRET/basic" "$W/new-basic"
+  cp "$APP_SECRET/password" "$W/new-app-password"; cp "$APP_SECRET/basic" "$W/new-app-basic"
   # patterns: each password, and the base64 basic credentials built from it (grep -F -f: the
   # values never reach a command line, so grep cannot find itself in /proc)
-  for f in old-password old-basic new-password new-basic; do cat "$W/$f"; echo; done >"$W/patterns"
-  [ "$(grep -c . "$W/patterns")" = 4 ] || fail "patterns: $(grep -c . "$W/patterns") lines"
+  for f in old-password old-basic new-password new-basic old-app-password old-app-basic new-app-password new-app-basic; do
+    cat "$W/$f"; echo; done >"$W/patterns"
+  [ "$(grep -c . "$W/patterns")" = 8 ] || fail "patterns: $(grep -c . "$W/patterns") lines"
   # positive control: the method finds the secret where it must be (the rendered, 0600 configs)
   grep -qF -f "$W/patterns" "$NODE_STATE/archipelago/lnd/config/lnd.conf" || fail "control: lnd.conf"
   grep -qF -f "$W/patterns" "$NODE_STATE/archipelago/bitcoin-ui/config/nginx.conf" || fail "control: nginx.conf"
@@ -177,7 +183,7 @@ lnd_active() { upodman exec archy-lnd lncli --network=mainnet state 2>/dev/null 
   applying() { [ "$(prop archy-bitcoin-core.service InvocationID)" != "${inv[bitcoin-core]}" ]; }
   wait_for 30 applying || fail "the first rotation was not applied"
   as_node "$HOOK" rotate bitcoind-rpc || fail "second rotate failed"
-  cp "$SECRET/cookie" "$W/last-cookie"
+  cp "$APP_SECRET/cookie" "$W/last-cookie"
   # the UI and bitcoind agree on the last password, and bitcoind takes it
   last_ok() { ui_ok && rpc_as "$W/last-cookie" >/dev/null 2>&1; }
   wait_for 60 last_ok || fail "not on the last password: UI $(ui_code), rpc: $(rpc_as "$W/last-cookie" 2>&1 | head -n 2)
@@ -186,6 +192,6 @@ $(secret_diag)"
   for id in "${APPS[@]}"; do
     wait_for 60 is_state "archy-$id.service" active || fail "$(why "$id")"
   done
-  grep -qF -f "$SECRET/password" "$NODE_STATE/archipelago/lnd/config/lnd.conf" || fail "lnd.conf is not on the last password"
+  grep -qF -f "$APP_SECRET/password" "$NODE_STATE/archipelago/lnd/config/lnd.conf" || fail "lnd.conf is not on the last password"
   echo "# two rotations -> UI, bitcoind and lnd on the last password after $(since "$t0")" >&3
 }
