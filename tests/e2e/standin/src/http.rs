@@ -51,7 +51,11 @@ fn reason(status: u16) -> &'static str {
 }
 
 fn read_request(stream: &TcpStream, peer: SocketAddr) -> std::io::Result<Request> {
-    let mut r = BufReader::new(stream);
+    read_request_from(&mut BufReader::new(stream), peer)
+}
+
+/// A request from any buffered stream (a TLS one, say).
+pub fn read_request_from<R: BufRead>(r: &mut R, peer: SocketAddr) -> std::io::Result<Request> {
     let mut line = String::new();
     r.read_line(&mut line)?;
     let mut parts = line.split_whitespace();
@@ -79,6 +83,11 @@ fn read_request(stream: &TcpStream, peer: SocketAddr) -> std::io::Result<Request
 }
 
 fn write_response(mut stream: &TcpStream, resp: &Response) -> std::io::Result<()> {
+    write_response_to(&mut stream, resp)
+}
+
+/// A response to any stream.
+pub fn write_response_to<W: Write>(stream: &mut W, resp: &Response) -> std::io::Result<()> {
     let mut head = format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status));
     for (k, v) in &resp.headers {
         head.push_str(&format!("{k}: {v}\r\n"));

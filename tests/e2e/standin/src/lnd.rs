@@ -6,9 +6,10 @@
 //! getblockchaininfo at bitcoind.rpchost with bitcoind.rpcuser/rpcpass; the state is
 //! SERVER_ACTIVE while that works and it is subscribed to bitcoind.zmqpubrawblock and
 //! bitcoind.zmqpubrawtx (ZMTP, as lnd's gozmq), WAITING_TO_START otherwise. (Real lnd reads its config once
-//! and has a wallet to unlock; neither is modelled.) It serves the state as plain HTTP on
-//! rpclisten (default localhost:10009) and restlisten (default localhost:8080): GET /v1/state,
-//! GET /v1/getinfo. Test hook: `standin-exit` in the lnd dir makes it exit 1 at start.
+//! and has a wallet to unlock; neither is modelled.) It serves the state on rpclisten (default
+//! localhost:10009, always TLS) and restlisten (default localhost:8080, TLS unless no-rest-tls,
+//! which it refuses on a public address, as lnd) with its self-signed tls.cert (see tls.rs):
+//! GET /v1/state, GET /v1/getinfo. Test hook: `standin-exit` in the lnd dir makes it exit 1 at start.
 //! lncli: `state` and `getinfo` against --rpcserver (default localhost:10009).
 
 use crate::conf::{Args, Ini};
@@ -133,13 +134,27 @@ pub fn lnd(argv: &[String]) -> i32 {
     let active = Arc::new(AtomicBool::new(false));
     let rpc = listen_addr(&conf.get("rpclisten").unwrap_or_else(|| "localhost:10009".into()), 10009);
     let rest = listen_addr(&conf.get("restlisten").unwrap_or_else(|| "localhost:8080".into()), 8080);
-    for (what, addr) in [("RPC", rpc), ("REST", rest)] {
+    // TLS always on gRPC, on REST unless no-rest-tls, which lnd refuses on an address that is
+    // neither loopback nor private (lncfg.EnforceSafeAuthentication): 0.0.0.0 is neither
+    let rest_tls = !conf.on("no-rest-tls");
+    if !rest_tls && !is_safe_without_tls(&rest) {
+        log!("[ERR] LTND: detected RPC server listening on publicly reachable interface {rest} with encryption disabled! Refusing to start with --no-rest-tls specified.");
+        return 1;
+    }
+    let all = |k: &str| conf.args.all(k).into_iter().chain(conf.ini.sections.values().flat_map(|s| s.get(k).cloned().unwrap_or_default())).collect::<Vec<_>>();
+    let (cert, key) = match crate::tls::ensure_cert(&dir, &all("tlsextradomain"), &all("tlsextraip")) {
+        Ok(ck) => ck,
+        Err(e) => {
+            log!("[ERR] LTND: unable to load TLS credentials: {e}");
+            return 1;
+        }
+    };
+    for (what, addr, tls) in [("RPC", rpc, true), ("REST", rest, rest_tls)] {
         match TcpListener::bind(addr.as_str()) {
             Ok(l) => {
                 log!("[INF] RPCS: {what} server listening on {addr}");
                 let active = active.clone();
-                std::thread::spawn(move || {
-                    http::serve(l, move |req| {
+                let handler = move |req: http::Request| {
                         let a = active.load(Ordering::SeqCst);
                         let body = match req.path.as_str() {
                             "/v1/state" => state_json(a),
@@ -151,8 +166,15 @@ pub fn lnd(argv: &[String]) -> i32 {
                             _ => return Some(Response::json(404, r#"{"code":5,"message":"Not Found"}"#)),
                         };
                         Some(Response::json(200, &body.compact()))
-                    })
-                });
+                };
+                if tls {
+                    if let Err(e) = crate::tls::serve(l, &cert, &key, handler) {
+                        log!("[ERR] RPCS: {what}: TLS: {e}");
+                        return 1;
+                    }
+                } else {
+                    std::thread::spawn(move || http::serve(l, handler));
+                }
             }
             Err(e) => {
                 log!("[ERR] RPCS: unable to listen on {addr}: {e}");
@@ -201,6 +223,19 @@ pub fn lnd(argv: &[String]) -> i32 {
     }
 }
 
+/// Loopback or a private address: where lnd allows REST without TLS.
+fn is_safe_without_tls(addr: &str) -> bool {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_matches(|c| c == '[' || c == ']');
+    if host.contains("localhost") {
+        return true;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_link_local(),
+        Ok(std::net::IpAddr::V6(ip)) => ip.is_loopback() || (ip.segments()[0] & 0xfe00) == 0xfc00,
+        Err(_) => false,
+    }
+}
+
 pub fn lncli(argv: &[String]) -> i32 {
     let args = Args::parse_anywhere(
         argv,
@@ -219,7 +254,17 @@ pub fn lncli(argv: &[String]) -> i32 {
             return 1;
         }
     };
-    match http::request(&server, "GET", path, &[], "", Some(Duration::from_secs(10))) {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let lnddir = args.get("lnddir").map_or(format!("{home}/.lnd"), str::to_string);
+    let cert_path = args.get("tlscertpath").map_or(format!("{lnddir}/tls.cert"), str::to_string);
+    let cert = match std::fs::read_to_string(&cert_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("[lncli] could not load TLS cert file: open {cert_path}: {e}");
+            return 1;
+        }
+    };
+    match crate::tls::request(&server, &cert, "GET", path, "", Duration::from_secs(10)) {
         Ok(r) if r.status == 200 => match crate::json::parse(r.body.trim()) {
             Ok(v) => {
                 println!("{}", v.pretty(4));

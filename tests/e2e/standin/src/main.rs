@@ -17,6 +17,7 @@ mod mempool;
 mod nbxplorer;
 mod p2p;
 mod sys;
+mod tls;
 mod zmq;
 
 use std::path::Path;
