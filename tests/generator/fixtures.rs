@@ -417,3 +417,54 @@ fn an_app_that_waits_for_a_sync_has_no_start_timeout() {
     // failures before the first pass never count: nothing kills it while it waits
     assert_eq!(values(c, "HealthStartupRetries"), ["0"]);
 }
+
+#[test]
+fn the_shipped_catalog_holds_no_credential_and_no_trust() {
+    let t = Tree::catalog();
+    let c = t.catalog_of();
+    assert!(c.invalid.is_empty(), "{:?}", c.invalid.keys());
+    for (id, app) in &c.valid {
+        let ct = &app.manifest.container;
+        let words = ct
+            .environment
+            .iter()
+            .map(|(k, v)| {
+                (
+                    format!("[container] environment {k}"),
+                    v.as_str().to_string(),
+                )
+            })
+            .chain(
+                ct.command
+                    .iter()
+                    .flatten()
+                    .map(|w| ("[container] command".to_string(), w.as_str().to_string())),
+            );
+        for (key, value) in words {
+            let lower = value.to_lowercase();
+            // a database told to trust its clients, or credentials inside a URL
+            assert!(!lower.contains("trust"), "{id}: {key} = {value}");
+            assert!(
+                !(lower.contains("://") && lower.contains('@')),
+                "{id}: {key} = {value}"
+            );
+            for word in ["password=", "pwd=", "user id=postgres"] {
+                assert!(!lower.contains(word), "{id}: {key} = {value}");
+            }
+        }
+        for (k, v) in &ct.environment {
+            let k = k.as_str().to_uppercase();
+            let names_a_secret = ["PASSWORD", "PASS", "SECRET", "TOKEN", "COOKIE", "KEY"]
+                .iter()
+                .any(|w| k.split('_').any(|part| part == *w));
+            // such a variable may only name a file (the secret mounted there)
+            assert!(
+                !names_a_secret
+                    || k.ends_with("_FILE")
+                    || k.ends_with("COOKIEFILE")
+                    || v.as_str().starts_with('/'),
+                "{id}: {k} = {v}"
+            );
+        }
+    }
+}
