@@ -554,6 +554,7 @@ pub fn bitcoind(argv: &[String]) -> i32 {
         log!("{} exists: exiting with status 1", st.datadir.join("standin-exit").display());
         return 1;
     }
+    chain::set_network(&st.chain);
     log!("Bitcoin Core version v{VERSION} (archy e2e stand-in), chain={}", st.chain);
     log!("Using data directory {}", st.datadir.display());
     log!("Config file: {}", st.conf_path.display());

@@ -13,8 +13,33 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub const HEIGHT: u64 = 900_000;
 const IBD_HEIGHT: u64 = 812_000;
-/// The real mainnet genesis block's hash, so a client checking the chain it talks to is happy.
-pub const GENESIS: &str = "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f";
+
+/// The real hashes of blocks 0 and 1 of each chain (Core's chainparams.cpp, and the blocks
+/// themselves): clients tell the network by them (fedimint asks for block 1, lnd for block 0).
+fn real_hash(chain: &str, height: u64) -> Option<&'static str> {
+    Some(match (chain, height) {
+        ("main", 0) => "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f",
+        ("main", 1) => "00000000839a8e6886ab5951d76f411475428afc90947ee320161bbf18eb6048",
+        ("test", 0) => "000000000933ea01ad0ee984209779baaec3ced90fa3f408719526f8d77f4943",
+        ("test", 1) => "00000000b873e79784647a6c82962c70d228557d24a747ea4d1b8bbe878e1206",
+        ("testnet4", 0) => "00000000da84f2bafbbc53dee25a72ae507ff4914b867c565be350b0da8bf043",
+        ("signet", 0) => "00000008819873e925422c1ff0f99f7cc9bbb232af63a077a480a3633bee1ef6",
+        ("signet", 1) => "00000086d6b2636cb2a392d45edc4ec544a10024d30141c9adf4bfd9de533b53",
+        ("regtest", 0) => "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206",
+        _ => return None,
+    })
+}
+
+static NETWORK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The chain (`main`, `test`, ...) whose real first blocks `block_hash` names; once, at start.
+pub fn set_network(chain: &str) {
+    let _ = NETWORK.set(chain.to_string());
+}
+
+fn network() -> &'static str {
+    NETWORK.get().map_or("main", String::as_str)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Chain {
@@ -61,8 +86,8 @@ fn sha256d(data: &[u8]) -> [u8; 32] {
 /// The hash of the block at `height` (as Core prints them): eight zero digits, the height in 16
 /// hex digits, then 40 digits of a digest of it, so that `height_of` can read it back.
 pub fn block_hash(height: u64) -> String {
-    if height == 0 {
-        return GENESIS.to_string();
+    if let Some(h) = real_hash(network(), height) {
+        return h.to_string();
     }
     let tail = sha256d(format!("archy-standin-block-{height}").as_bytes());
     let tail: String = tail.iter().map(|b| format!("{b:02x}")).collect();
@@ -71,7 +96,10 @@ pub fn block_hash(height: u64) -> String {
 
 /// The height of a block this chain has, from its hash.
 pub fn height_of(hash: &str, chain: &Chain) -> Option<u64> {
-    let h = if hash == GENESIS { 0 } else { u64::from_str_radix(hash.get(8..24)?, 16).ok()? };
+    let h = match (0..2).find(|h| real_hash(network(), *h) == Some(hash)) {
+        Some(h) => h,
+        None => u64::from_str_radix(hash.get(8..24)?, 16).ok()?,
+    };
     (h <= chain.blocks && block_hash(h) == hash).then_some(h)
 }
 
@@ -109,7 +137,8 @@ mod tests {
     #[test]
     fn hashes_name_their_height() {
         let c = Chain { blocks: HEIGHT, headers: HEIGHT, ibd: false };
-        for h in [0, 1, 812_000, HEIGHT] {
+        assert_eq!(block_hash(1), "00000000839a8e6886ab5951d76f411475428afc90947ee320161bbf18eb6048");
+        for h in [0, 1, 2, 812_000, HEIGHT] {
             let hash = block_hash(h);
             assert_eq!(hash.len(), 64);
             assert_eq!(height_of(&hash, &c), Some(h));

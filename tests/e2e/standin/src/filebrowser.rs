@@ -502,7 +502,8 @@ impl Db {
             Err(e) => return Err(format!("stat {}: {}", path.display(), go_errno(&e))),
         };
         if !existed {
-            let dir = path.parent().map_or("/".to_string(), |d| format!("{}/", d.display()));
+            let shown = path.display().to_string();
+            let dir = shown.strip_suffix("filebrowser.db").unwrap_or(&shown);
             fblog!("WARNING: filebrowser.db can't be found. Initialing in {dir}");
         }
         fblog!("Using database: {}", path.display());
@@ -510,6 +511,7 @@ impl Db {
             .read(true)
             .write(true)
             .create(true)
+            .truncate(false)
             .mode(0o640)
             .open(path)
             .map_err(|e| format!("open {}: {}", path.display(), go_errno(&e)))?;
@@ -800,7 +802,8 @@ fn client_ip(req: &Request) -> String {
             return f.trim().to_string();
         }
     }
-    req.peer.ip().to_string()
+    // Go reports an IPv4 peer of a dual-stack socket as IPv4
+    req.peer.ip().to_canonical().to_string()
 }
 
 /// http/data.go `handle`: a status >= 400 is logged and answered with http.Error
