@@ -38,8 +38,11 @@ host() {
   "$cargo" build --release --locked --quiet --manifest-path "$HERE/../standin/Cargo.toml" \
     --target-dir "$cache/standin-target"
   mkdir -p "$cache/images/bin"
-  cmp -s "$cache/standin-target/release/standin" "$cache/images/bin/standin" ||
-    install -m 755 "$cache/standin-target/release/standin" "$cache/images/bin/standin"
+  if ! cmp -s "$cache/standin-target/release/standin" "$cache/images/bin/standin"; then
+    # atomic, for concurrent runs
+    local tmp; tmp=$(mktemp "$cache/images/bin/standin.XXXXXX")
+    install -m 755 "$cache/standin-target/release/standin" "$tmp" && mv "$tmp" "$cache/images/bin/standin"
+  fi
 }
 
 # copy binaries into a rootfs with the shared libraries they load
@@ -260,8 +263,10 @@ image() {
     for c in "$@"; do changes+=(--change "$c"); done
     upodman import -q "${changes[@]}" "$dir/rootfs.tar" "$ref" >/dev/null
     upodman save -q -o "$dir/image.tar" "$ref"
-    # atomic: a concurrent run sees the whole archive or none
-    cp "$dir/image.tar" "$archive.tmp.$$" && mv "$archive.tmp.$$" "$archive"
+    # atomic: a concurrent run sees the whole archive or none ($$ is the same in every sandbox:
+    # each has its own PID namespace)
+    local tmp; tmp=$(mktemp "$archive.tmp.XXXXXX")
+    cp "$dir/image.tar" "$tmp" && mv "$tmp" "$archive"
     find "$ARCHY_E2E_IMAGES" -maxdepth 1 -name "$name-*.tar" ! -name "${archive##*/}" -delete
     rm -rf "$dir"
     log "built $name ($ref) in $(since "$t0")"

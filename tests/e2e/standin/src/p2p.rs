@@ -2,7 +2,7 @@
 //! command, length, double-SHA256 checksum), the version/verack handshake, ping/pong, and an
 //! empty `headers` answer to `getheaders`. bitcoind's side listens (`listen`, `port`, `bind` from
 //! its config) and records its peers for `getpeerinfo`, with the `noban` permission for
-//! addresses `whitelist=[noban@]<net>` names (Core's net_permissions); NBXplorer's side connects.
+//! addresses `whitelist=[noban@]<net>` names (Core's net_permissions).
 
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
@@ -109,35 +109,6 @@ pub fn parse_version(p: &[u8]) -> Option<(i32, String, i32)> {
     Some((version, ua, h))
 }
 
-/// The client side of the handshake: send `version`, expect the peer's `version` and `verack`,
-/// answer with `verack` and `sendheaders`. Returns the peer's user agent and height.
-pub fn handshake(addr: &str, magic: [u8; 4], user_agent: &str, timeout: Duration) -> Result<(TcpStream, String, i32), String> {
-    use std::net::ToSocketAddrs;
-    let target = addr
-        .to_socket_addrs()
-        .map_err(|e| format!("resolving {addr}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("no address for {addr}"))?;
-    let mut s = TcpStream::connect_timeout(&target, timeout).map_err(|e| format!("connecting to {target}: {e}"))?;
-    s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    write_msg(&mut s, magic, "version", &version_payload(Some(target), user_agent, 0)).map_err(|e| e.to_string())?;
-    let (mut theirs, mut acked) = (None, false);
-    while theirs.is_none() || !acked {
-        let (cmd, payload) = read_msg(&mut s, magic).map_err(|e| format!("handshake with {target}: {e}"))?;
-        match cmd.as_str() {
-            "version" => {
-                theirs = parse_version(&payload);
-                write_msg(&mut s, magic, "verack", &[]).map_err(|e| e.to_string())?;
-            }
-            "verack" => acked = true,
-            _ => {}
-        }
-    }
-    write_msg(&mut s, magic, "sendheaders", &[]).map_err(|e| e.to_string())?;
-    let (_, ua, height) = theirs.ok_or("no version")?;
-    Ok((s, ua, height))
-}
-
 /// A connected peer, as `getpeerinfo` shows it.
 #[derive(Debug, Clone)]
 pub struct Peer {
@@ -203,17 +174,26 @@ mod tests {
     #[test]
     fn handshake_over_loopback() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap().to_string();
+        let addr = l.local_addr().unwrap();
         let peers: Peers = Arc::new(Mutex::new(Vec::new()));
         let p = peers.clone();
         std::thread::spawn(move || serve(l, magic("main"), p, Arc::new(|_| true), Arc::new(|| 900_000)));
-        let (_s, ua, h) = handshake(&addr, magic("main"), "/NBXplorer-7/", Duration::from_secs(5)).unwrap();
+        let mut s = TcpStream::connect(addr).unwrap();
+        write_msg(&mut s, magic("main"), "version", &version_payload(Some(addr), "/NBXplorer-7/", 0)).unwrap();
+        let (cmd, payload) = read_msg(&mut s, magic("main")).unwrap();
+        assert_eq!(cmd, "version");
+        let (_, ua, h) = parse_version(&payload).unwrap();
         assert!(ua.starts_with("/Satoshi:"), "{ua}");
         assert_eq!(h, 900_000);
+        assert_eq!(read_msg(&mut s, magic("main")).unwrap().0, "verack");
         std::thread::sleep(Duration::from_millis(100));
         let got = peers.lock().unwrap().clone();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].subver, "/NBXplorer-7/");
-        assert!(handshake(&addr, magic("regtest"), "x", Duration::from_secs(2)).is_err());
+        // another network's magic is refused
+        let mut s = TcpStream::connect(addr).unwrap();
+        write_msg(&mut s, magic("regtest"), "version", &version_payload(Some(addr), "x", 0)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        assert!(read_msg(&mut s, magic("regtest")).is_err());
     }
 }
