@@ -266,7 +266,7 @@ image() {
     # atomic: a concurrent run sees the whole archive or none ($$ is the same in every sandbox:
     # each has its own PID namespace)
     local tmp; tmp=$(mktemp "$archive.tmp.XXXXXX")
-    cp "$dir/image.tar" "$tmp" && mv "$tmp" "$archive"
+    cp "$dir/image.tar" "$tmp" && chmod 644 "$tmp" && mv "$tmp" "$archive"
     find "$ARCHY_E2E_IMAGES" -maxdepth 1 -name "$name-*.tar" ! -name "${archive##*/}" -delete
     rm -rf "$dir"
     log "built $name ($ref) in $(since "$t0")"
