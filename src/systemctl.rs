@@ -57,7 +57,9 @@ pub fn daemon_reload() -> std::io::Result<bool> {
     Ok(systemctl().arg("daemon-reload").status()?.success())
 }
 
-/// The last line of priority error or worse a unit logged, if any.
+/// The last line of priority error or worse a unit's processes logged (the app's own, its
+/// hooks'), if any; the manager's own lines ("Failed to start ...") say nothing an operator
+/// does not see in the state already.
 pub fn last_error(unit: &str) -> Option<String> {
     let out = Command::new("journalctl")
         .args([
@@ -65,11 +67,11 @@ pub fn last_error(unit: &str) -> Option<String> {
             "--no-pager",
             "-q",
             "-o",
-            "cat",
+            "json",
             "-p",
             "err",
             "-n",
-            "1",
+            "50",
             "-u",
             unit,
         ])
@@ -77,12 +79,17 @@ pub fn last_error(unit: &str) -> Option<String> {
         .stderr(Stdio::null())
         .output()
         .ok()?;
-    let line = String::from_utf8_lossy(&out.stdout)
+    last_app_error(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// From `journalctl -o json` lines: the last message not from the service manager itself.
+fn last_app_error(json_lines: &str) -> Option<String> {
+    json_lines
         .lines()
-        .last()?
-        .trim()
-        .to_string();
-    (!line.is_empty()).then_some(line)
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["SYSLOG_IDENTIFIER"].as_str() != Some("systemd"))
+        .filter_map(|e| e["MESSAGE"].as_str().map(|m| m.trim().to_string()))
+        .rfind(|m| !m.is_empty())
 }
 
 /// Like `run`, with `--no-block`: the jobs are queued and this returns at once.
@@ -121,6 +128,24 @@ fn parse_jobs(text: &str) -> BTreeMap<String, (String, String)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_apps_last_error_not_the_managers() {
+        let lines = [
+            r#"{"SYSLOG_IDENTIFIER":"archy-mempool-backend","MESSAGE":"Access denied for user 'mempool'"}"#,
+            r#"{"SYSLOG_IDENTIFIER":"systemd","MESSAGE":"Failed to start archy-mempool-backend.service"}"#,
+            "not json",
+        ]
+        .join("\n");
+        assert_eq!(
+            super::last_app_error(&lines).as_deref(),
+            Some("Access denied for user 'mempool'")
+        );
+        assert_eq!(
+            super::last_app_error(&lines[lines.find('\n').unwrap()..]),
+            None
+        );
+    }
+
     #[test]
     fn jobs_by_unit() {
         let j = super::parse_jobs(
