@@ -105,7 +105,7 @@ fn parse_health(json: &str) -> crate::status::HealthFacts {
         .as_array()
         .and_then(|log| log.last())
         .and_then(|e| e["Output"].as_str())
-        .and_then(crate::status::first_line);
+        .and_then(crate::status::last_line);
     crate::status::HealthFacts { status, output }
 }
 
@@ -122,11 +122,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn health_output_is_the_latest_checks_first_line() {
+    fn health_output_is_the_latest_checks_last_line() {
         let h = parse_health(
             r#"{"Status":"starting","FailingStreak":0,"Log":[
                 {"Start":"a","End":"b","ExitCode":1,"Output":"old"},
-                {"Start":"c","End":"d","ExitCode":1,"Output":"\nwaiting for bitcoind: 12%\nmore"}]}"#,
+                {"Start":"c","End":"d","ExitCode":1,"Output":"warning: noise\nwaiting for bitcoind: 12%\n"}]}"#,
         );
         assert_eq!(h.status, "starting");
         assert_eq!(h.output.as_deref(), Some("waiting for bitcoind: 12%"));

@@ -20,7 +20,7 @@ pub struct UnitFacts {
 pub struct HealthFacts {
     /// `healthy`, `unhealthy`, `starting`, or empty without a check.
     pub status: String,
-    /// What the latest check printed (its first non-empty line), if anything.
+    /// What the latest check printed (its last non-empty line), if anything.
     pub output: Option<String>,
 }
 
@@ -122,12 +122,13 @@ fn truncate(s: &str, max: usize) -> String {
     t
 }
 
-/// The first non-empty line of a check's output, trimmed.
-pub fn first_line(output: &str) -> Option<String> {
+/// The last non-empty line of a check's output, trimmed: what a check says of the app comes
+/// last, after whatever its shell or tools warned about first.
+pub fn last_line(output: &str) -> Option<String> {
     output
         .lines()
         .map(str::trim)
-        .find(|l| !l.is_empty())
+        .rfind(|l| !l.is_empty())
         .map(str::to_string)
 }
 
@@ -267,7 +268,10 @@ mod tests {
         );
         assert!(!r.detail.contains('\u{1b}'));
         assert!(r.detail.chars().count() <= DETAIL_MAX + 8, "{}", r.detail);
-        assert_eq!(first_line("\n  \n  first \nsecond"), Some("first".into()));
+        assert_eq!(
+            last_line("bash: warning: setlocale: LC_ALL\n  waiting: not synchronized \n\n"),
+            Some("waiting: not synchronized".into())
+        );
     }
 
     #[test]
