@@ -182,10 +182,14 @@ fn ensure_image(id: &str) -> anyhow::Result<()> {
     let (paths, node, app) = valid_app(id)?;
     let log = HookLog::new("ensure-image", Some(id));
     present_image(&paths, &node, &app, &log)?;
+    // the image is there now: what its own user would make of the app's mounts
     let reference = app.manifest.image.reference.as_str();
     let user = podman::image_user(reference).context("running podman image inspect")?;
-    if let Some(why) = user.and_then(|u| app.manifest.container.unmapped_image_user(&u)) {
-        bail!("{reference}: {why}");
+    use archy::manifest::UnmappedUser;
+    match user.and_then(|u| app.manifest.unmapped_image_user(&u)) {
+        Some(UnmappedUser::Refused(why)) => bail!("{reference}: {why}"),
+        Some(UnmappedUser::Warning(why)) => log.warning(&format!("{reference}: {why}")),
+        None => {}
     }
     Ok(())
 }

@@ -66,6 +66,10 @@ impl HookLog {
         self.log(Priority::Notice, msg);
     }
 
+    pub fn warning(&self, msg: &str) {
+        self.log(Priority::Warning, msg);
+    }
+
     pub fn error(&self, msg: &str) {
         self.log(Priority::Error, msg);
     }

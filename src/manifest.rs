@@ -364,26 +364,46 @@ fn default_stop_timeout() -> Duration {
     Duration::from_secs(30)
 }
 
-impl Container {
-    /// Why the image's own USER (`image_user`, as podman reports it) could not use what archy
-    /// mounts, when the manifest neither names a user (which archy maps the service user to) nor
-    /// a user namespace. Rootless, any container uid but 0 is a subordinate id that cannot read
-    /// a 0600 secret or write a data directory owned by the service user.
-    pub fn unmapped_image_user(&self, image_user: &str) -> Option<String> {
-        let u = image_user.trim();
-        let root = u.is_empty() || matches!(u.split(':').next(), Some("0" | "root"));
-        if root || self.user.is_some() || self.userns.is_some() {
-            return None;
-        }
-        Some(format!(
-            "the image runs as user `{u}` (its USER), which cannot read this app's secrets and \
-             configs or write its data under rootless podman: set [container] user to that \
-             user's numeric uid:gid, so archy maps the service user to it"
-        ))
-    }
+/// What an image's own non-root USER, unmapped, means for an app (see `unmapped_image_user`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnmappedUser {
+    /// It cannot read the app's 0600 configs or its 0700 secrets: the app cannot work.
+    Refused(String),
+    /// It can read the app's data dir but not write it, which may or may not matter.
+    Warning(String),
 }
 
 impl Manifest {
+    /// What the image's own USER (`image_user`, as podman reports it) means when the manifest
+    /// neither names a user (which archy maps the service user to) nor a user namespace.
+    /// Rootless, any container uid but 0 is a subordinate id: it cannot read a 0600 file or a
+    /// 0700 directory of the service user's, nor write a directory of its.
+    pub fn unmapped_image_user(&self, image_user: &str) -> Option<UnmappedUser> {
+        let u = image_user.trim();
+        let root = u.is_empty() || matches!(u.split(':').next(), Some("0" | "root"));
+        let c = &self.container;
+        if root || c.user.is_some() || c.userns.is_some() {
+            return None;
+        }
+        let fix = "set [container] user to that user's numeric uid:gid, so archy maps the \
+                   service user to it";
+        let private =
+            !self.config.is_empty() || c.volumes.iter().any(|v| v.from == VolumeSource::Secrets);
+        if private {
+            return Some(UnmappedUser::Refused(format!(
+                "the image runs as user `{u}` (its USER), which cannot read this app's secrets \
+                 and configs under rootless podman: {fix}"
+            )));
+        }
+        let writable = c.volumes.iter().any(|v| !v.is_read_only());
+        writable.then(|| {
+            UnmappedUser::Warning(format!(
+                "the image runs as user `{u}` (its USER), which can read but not write this \
+                 app's volumes under rootless podman: if it writes them, {fix}"
+            ))
+        })
+    }
+
     pub fn id(&self) -> &str {
         self.app.id.as_str()
     }
@@ -400,17 +420,38 @@ mod tests {
 
     #[test]
     fn an_image_user_must_be_mapped() {
-        let mut c = Container::default();
+        let parse = |extra: &str| -> Manifest {
+            toml::from_str(&format!("[app]\nid = \"x\"\n[image]\nref = \"r\"\n{extra}")).unwrap()
+        };
+        let plain = parse("");
         for root in ["", "0", "root", "0:0", "root:root"] {
-            assert_eq!(c.unmapped_image_user(root), None, "{root:?}");
+            assert_eq!(plain.unmapped_image_user(root), None, "{root:?}");
         }
-        let why = c.unmapped_image_user("1000").unwrap();
-        assert!(
-            why.contains("user `1000`") && why.contains("[container] user"),
-            "{why}"
+        // nothing mounted: nothing it could not use
+        assert_eq!(plain.unmapped_image_user("101"), None);
+        let data = parse("[[container.volumes]]\nfrom = \"data\"\ntarget = \"/d\"\n");
+        assert!(matches!(
+            data.unmapped_image_user("101"),
+            Some(UnmappedUser::Warning(_))
+        ));
+        let secrets = parse("[secrets]\ns = \"password\"\n[[container.volumes]]\nfrom = \"secrets\"\nsubpath = \"s\"\ntarget = \"/s\"\n");
+        match secrets.unmapped_image_user("1000") {
+            Some(UnmappedUser::Refused(why)) => {
+                assert!(
+                    why.contains("user `1000`") && why.contains("[container] user"),
+                    "{why}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let config = parse("[[config]]\ntemplate = \"c\"\ntarget = \"/c\"\n");
+        assert!(matches!(
+            config.unmapped_image_user("nginx"),
+            Some(UnmappedUser::Refused(_))
+        ));
+        let mapped = parse(
+            "[container]\nuser = \"1000:1000\"\n[[config]]\ntemplate = \"c\"\ntarget = \"/c\"\n",
         );
-        assert!(c.unmapped_image_user("nginx").is_some());
-        c.user = Some(UserSpec::try_from("1000:1000".to_string()).unwrap());
-        assert_eq!(c.unmapped_image_user("1000"), None);
+        assert_eq!(mapped.unmapped_image_user("1000"), None);
     }
 }
