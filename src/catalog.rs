@@ -179,6 +179,8 @@ pub fn resolve(node: &NodeSettings, paths: &Paths, loaded: Vec<Loaded>) -> Catal
                     key
                 };
                 match resolve_name(name.as_str()) {
+                    // ordering with an app that is not installed (an optional one) is no ordering
+                    None if !pulls => {}
                     None => push_err(
                         &mut errors,
                         id,
