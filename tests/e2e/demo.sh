@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# archy-e2e-apps: bitcoin-core lnd bitcoin-ui
 #
-# `make demo`: boots the test bed with archy installed from ARCHY_STAGE, lets archy.target bring
-# up bitcoin-core, lnd and bitcoin-ui from the shipped catalog (stand-in images), then kills
-# bitcoind and shows systemd heal it while lnd stays up. Exits 0 once all three are healthy again.
+# `make demo`: boots the test bed with archy installed from ARCHY_STAGE and lets archy.target
+# bring up the whole node from the shipped catalog (stand-in images, and Debian's real
+# PostgreSQL, MariaDB and nginx): each app active once healthy, in dependency order. Then one
+# request through each web UI and service the operator uses, a kill of bitcoind healed by
+# systemd, and `archy-hook status`. Exits 0 once every app is healthy again.
 # On the host this starts a sandbox running itself.
 set -uo pipefail
 if [ ! -e /etc/archy-e2e.env ]; then
@@ -12,35 +13,53 @@ if [ ! -e /etc/archy-e2e.env ]; then
 fi
 . /src/tests/e2e/lib/common.sh
 
-APPS=(bitcoin-core lnd bitcoin-ui)
-WAIT=${ARCHY_E2E_START_WAIT:-120}
+APPS=(bitcoin-core btcpay-postgres mempool-mariadb filebrowser bitcoin-ui lnd electrumx fedimint
+  nbxplorer lnd-ui btcpayserver mempool-backend mempool-frontend)
+WAIT=${ARCHY_E2E_START_WAIT:-300}
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 explain() {  # why an app is not up, in systemd's and the app's own words
   uctl status --no-pager -n 0 "archy-$1.service" | sed -n '1,4p'
   ujournal -u "archy-$1.service" | grep -v ' podman\[' | tail -n 8
 }
-up() {  # up ID: wait until the unit is active and its container healthy
-  if wait_for "$WAIT" ready "$1"; then
-    echo "archy-$1.service active, container healthy ($(secs "$T0" "$(now_us)")s after the user manager started)"
-  else
-    echo "archy-$1.service is not up:"; explain "$1"; return 1
-  fi
-}
-status() { as_node archy-hook status | grep -E "^(APP|$(IFS='|'; echo "${APPS[*]}")) " | cut -c1-100; }
+status() { as_node archy-hook status | cut -c1-150; }
+# try WHAT CMD...: run a request, print its answer's first line
+try() { local what=$1; shift; printf '  %-34s ' "$what"; "$@" 2>&1 | head -c 110 | tr -d '\n'; echo; }
 
 T0=$(mgr_us UserspaceTimestamp)
 ok=0
-say "archy-generator rendered the catalog's units when the user manager started; archy.target starts them"
-uctl list-units --all --no-pager --no-legend 'archy-*.service' | sed 's/^[● ]*/  /'
-say "bitcoin-core: active only once its health check (bitcoin-cli getblockchaininfo) passes"
-up bitcoin-core || ok=1
-say "lnd: starts after bitcoind is active, reaches it by its alias with the generated credentials"
-up lnd && upodman exec archy-lnd lncli state || ok=1
-say "bitcoin-ui: nginx in front of bitcoind's RPC, the credentials in a 0600 config"
-up bitcoin-ui && curl -s --max-time 10 -d '{"jsonrpc":"1.0","id":"demo","method":"getblockchaininfo"}' \
-  http://127.0.0.1:8081/rpc | head -c 120 && echo " ..." || ok=1
+say "archy-generator rendered every manifest into a unit when the user manager started"
+uctl list-units --all --no-pager --no-legend 'archy-*.service' | sed 's/^[● ]*/  /' | cut -c1-110
+say "archy.target starts them; each turns active only once its health check passes"
+declare -A shown
+deadline=$(( $(now_us) + WAIT * 1000000 ))
+while [ ${#shown[@]} -lt ${#APPS[@]} ] && [ "$(now_us)" -lt "$deadline" ]; do
+  for id in "${APPS[@]}"; do
+    [ -z "${shown[$id]:-}" ] && ready "$id" || continue
+    shown[$id]=1
+    printf '  %-17s active and healthy %6ss after the user manager started (uid %s in its container)\n' \
+      "$id" "$(secs "$T0" "$(now_us)")" "$(upodman exec "archy-$id" sed -n 's/^Uid:[[:space:]]*\([0-9]*\).*/\1/p' /proc/1/status)"
+  done
+  sleep 0.5
+done
+for id in "${APPS[@]}"; do [ -n "${shown[$id]:-}" ] || { echo "archy-$id is not up:"; explain "$id"; ok=1; }; done
+[ $ok = 0 ] && echo "  the whole node is up: ${#APPS[@]} apps in $(secs "$T0" "$(now_us)")s"
 say "archy-hook status"
 status
+
+say "one request through each thing the operator uses (all on the host's loopback)"
+try "bitcoin-ui  :8081/rpc" curl -s --max-time 10 -d '{"jsonrpc":"1.0","id":"demo","method":"getblockchaininfo"}' http://127.0.0.1:8081/rpc
+try "  its RPC user may not 'stop'" curl -s -o /dev/null -w 'HTTP %{http_code} (whitelisted to state queries)' --max-time 10 -d '{"jsonrpc":"1.0","id":"demo","method":"stop"}' http://127.0.0.1:8081/rpc
+try "lnd-ui      :8082/v1/state" curl -s --max-time 10 http://127.0.0.1:8082/v1/state
+try "mempool     :4080/api/v1/blocks/tip/height" curl -s --max-time 10 http://127.0.0.1:4080/api/v1/blocks/tip/height
+try "btcpay      :49392/api/v1/health" curl -s --max-time 10 http://127.0.0.1:49392/api/v1/health
+try "filebrowser :8085/health" curl -s --max-time 10 http://127.0.0.1:8085/health
+try "fedimint    :8175/ (guardian setup)" curl -s -o /dev/null -w 'HTTP %{http_code}' --max-time 10 http://127.0.0.1:8175/
+electrum() {  # one Electrum protocol request, newline-delimited JSON over TCP
+  exec 3<>/dev/tcp/127.0.0.1/50001 || return 1
+  printf '%s\n' '{"jsonrpc":"2.0","id":1,"method":"server.version","params":["demo","1.4"]}' >&3
+  local line; read -r -t 5 line <&3; exec 3<&-; echo "$line"
+}
+try "electrumx   :50001 server.version" electrum
 
 if ready bitcoin-core; then
   say "podman kill archy-bitcoin-core: nobody else does anything"
@@ -58,8 +77,8 @@ if ready bitcoin-core; then
   echo "lnd meanwhile:${lnd_states% } (soft dependency: Wants=, not Requires=)"
 fi
 
-say "all three, at the end"
+say "the whole node, at the end"
 for id in "${APPS[@]}"; do wait_for "$WAIT" ready "$id" || { explain "$id"; ok=1; }; done
 status
-say "$([ $ok = 0 ] && echo "demo complete: bitcoin-core, lnd and bitcoin-ui active and healthy" || echo "demo incomplete: see above")"
+say "$([ $ok = 0 ] && echo "demo complete: all ${#APPS[@]} apps active and healthy" || echo "demo incomplete: see above")"
 exit $ok
