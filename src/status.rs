@@ -77,6 +77,12 @@ pub fn row(
         format!("{}/{}", unit.active, unit.sub)
     };
     let detail = detail(unit, health, deps);
+    // an app that runs and passes its check has nothing to explain: its journal's last error
+    // line is likely only its own stderr chatter
+    let fine = unit.active == "active"
+        && matches!(health.status.as_str(), "healthy" | "")
+        && manifest == ManifestState::Ok;
+    let error = if fine { None } else { error };
     Row {
         app: app.to_string(),
         state,
@@ -201,17 +207,37 @@ mod tests {
     }
 
     #[test]
-    fn a_healthy_app_has_no_detail() {
+    fn a_healthy_app_has_no_detail_and_no_error() {
         let r = row(
             "x",
             &unit("active", "running"),
             &health("healthy", Some("serving")),
             &[],
             ManifestState::Ok,
-            None,
+            Some("info: listening".into()),
         );
         assert_eq!(r.detail, "");
+        assert_eq!(r.error, "");
         assert_eq!(r.health, "healthy");
+        // but a stale manifest's error shows, and a failing app's last error
+        let stale = row(
+            "x",
+            &unit("active", "running"),
+            &health("healthy", None),
+            &[],
+            ManifestState::Stale,
+            Some("x.toml:3: unknown field".into()),
+        );
+        assert_eq!(stale.error, "x.toml:3: unknown field");
+        let failing = row(
+            "x",
+            &unit("activating", "auto-restart"),
+            &HealthFacts::default(),
+            &[],
+            ManifestState::Ok,
+            Some("Access denied".into()),
+        );
+        assert_eq!(failing.error, "Access denied");
     }
 
     #[test]

@@ -30,7 +30,10 @@ ok=0
 say "archy-generator rendered every manifest into a unit when the user manager started"
 uctl list-units --all --no-pager --no-legend 'archy-*.service' | sed 's/^[● ]*/  /' | cut -c1-110
 say "archy.target starts them; each turns active only once its health check passes"
-declare -A shown
+echo "  (the mempool backend's first start needs GitHub's mining pools list; this test bed has no"
+echo "   internet, so once it has said so the demo writes the row that fetch would have written)"
+mempool_pools_offline "$WAIT" >/dev/null 2>&1 &
+declare -A shown=()
 deadline=$(( $(now_us) + WAIT * 1000000 ))
 while [ ${#shown[@]} -lt ${#APPS[@]} ] && [ "$(now_us)" -lt "$deadline" ]; do
   for id in "${APPS[@]}"; do

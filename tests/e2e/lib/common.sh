@@ -153,3 +153,17 @@ user_manager_up() {
   case $state in starting|running|degraded) ;; *) echo "user manager not up: ${state:-no answer}" >&2; return 1 ;; esac
   uctl start dbus.socket
 }
+
+# mempool_pools_offline: the mempool backend's first start needs GitHub's mining pools list (the
+# hash of pools-v2.json), which this bed, with no internet, cannot reach: the backend exits, as
+# on an offline node. Once it has said so, write the row that first fetch would have written
+# (as the mempool user, its password through a file), so that its next start serves.
+mempool_pools_offline() {
+  local wait=${1:-300}
+  asked() { ujournal -u archy-mempool-backend.service -o cat | grep -q 'Failed to retreive pools-v2.json sha'; }
+  wait_for "$wait" asked || return 1
+  { printf '[client]\npassword='; cat "$NODE_STATE/archipelago/secrets/mempool-db/password"; echo; } |
+    upodman exec -i archy-mempool-mariadb sh -c 'umask 077; cat >/tmp/e2e.cnf
+      mariadb --defaults-extra-file=/tmp/e2e.cnf -h 127.0.0.1 -u mempool mempool -e "INSERT INTO state VALUES('"'"'pools_json_sha'"'"', NULL, '"'"'archy-e2e-offline'"'"')"
+      rc=$?; rm -f /tmp/e2e.cnf; exit $rc'
+}

@@ -51,10 +51,7 @@ mariadb_as_mempool() {
 @test "the mempool backend's first start: the pools list a node with internet gets from GitHub" {
   # this bed has no internet: the backend exits ("Failed to retreive pools-v2.json sha"), as it
   # would on an offline node; the row its first fetch writes stands in for that one fetch
-  first_fetch() { ujournal -u archy-mempool-backend.service -o cat | grep -q 'Failed to retreive pools-v2.json sha'; }
-  wait_for "$WAIT" first_fetch || fail "the backend never asked for the pools list: $(why mempool-backend)"
-  mariadb_as_mempool "INSERT INTO state VALUES('pools_json_sha', NULL, 'archy-e2e-offline')" ||
-    fail "could not write the pools row"
+  mempool_pools_offline "$WAIT" || fail "the backend never asked for the pools list, or the row was not written: $(why mempool-backend)"
   note "mempool backend: no pools list without GitHub ($(prop archy-mempool-backend.service NRestarts) restart(s)); row written"
 }
 
