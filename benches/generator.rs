@@ -225,12 +225,10 @@ fn bench_render() {
     let (node, catalog) = archy::generate::load_catalog(&paths);
     let node = node.expect("node");
     let app = &catalog.valid["bitcoin-ui"].manifest;
-    archy::secrets::ensure(
-        &state.path().join("archipelago"),
-        "bitcoind-rpc",
-        archy::manifest::SecretKind::Rpcauth,
-    )
-    .expect("secret");
+    for (name, decl) in &app.secrets {
+        archy::secrets::ensure(&state.path().join("archipelago"), name.as_str(), decl.kind)
+            .expect("secret");
+    }
     let hook = env!("CARGO_BIN_EXE_archy-hook");
     let mut times = Vec::new();
     for _ in 0..50 {

@@ -158,7 +158,7 @@ fn secrets(id: &str) -> anyhow::Result<()> {
     let state = state()?;
     let log = HookLog::new("secrets", Some(id));
     for (name, kind) in &app.manifest.secrets {
-        let created = archy::secrets::ensure(&state, name.as_str(), *kind)
+        let created = archy::secrets::ensure(&state, name.as_str(), kind.kind)
             .with_context(|| format!("creating secret `{name}`"))?;
         if created {
             log.notice(&format!("created secret `{name}`"));
@@ -302,7 +302,7 @@ fn secret_users(
     let Some(kind) = users
         .first()
         .and_then(|a| a.manifest.secrets.iter().find(|(k, _)| k.as_str() == name))
-        .map(|(_, k)| *k)
+        .map(|(_, d)| d.kind)
     else {
         bail!("no app declares a secret named `{name}`");
     };
@@ -311,6 +311,17 @@ fn secret_users(
 
 fn rotate(name: &str) -> anyhow::Result<()> {
     let (_, _, kind, users) = secret_users(name)?;
+    let decls = users.iter().filter_map(|a| {
+        let (_, d) = a
+            .manifest
+            .secrets
+            .iter()
+            .find(|(k, _)| k.as_str() == name)?;
+        Some((a.manifest.id(), *d))
+    });
+    if let Err(why) = archy::secrets::may_rotate(name, decls) {
+        bail!("{why}");
+    }
     let state = state()?;
     archy::secrets::rotate(&state, name, kind)
         .with_context(|| format!("rotating secret `{name}`"))?;

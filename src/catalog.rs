@@ -120,7 +120,8 @@ pub fn resolve(node: &NodeSettings, paths: &Paths, loaded: Vec<Loaded>) -> Catal
     // secrets declared with two kinds
     let mut secret_kinds: BTreeMap<&str, (SecretKind, &str)> = BTreeMap::new();
     for (id, (m, path)) in &manifests {
-        for (name, kind) in &m.secrets {
+        for (name, decl) in &m.secrets {
+            let kind = &decl.kind;
             match secret_kinds.get(name.as_str()) {
                 Some((k, other)) if k != kind => push_err(
                     &mut errors,

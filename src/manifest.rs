@@ -25,7 +25,7 @@ pub struct Manifest {
     pub service: Service,
     /// Secrets this app needs, by name; created on first start by `archy-hook secrets`.
     #[serde(default)]
-    pub secrets: BTreeMap<Id, SecretKind>,
+    pub secrets: BTreeMap<Id, SecretDecl>,
     /// Config files rendered from templates by `archy-hook render` and mounted read-only.
     #[serde(default)]
     pub config: Vec<ConfigFile>,
@@ -327,6 +327,47 @@ pub enum SecretKind {
     Password,
 }
 
+/// A secret as an app declares it: its kind (`bitcoind-rpc = "rpcauth"`), or a table with the
+/// kind and whether archy may replace it (`mempool-db = { kind = "password", rotate = false }`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecretDecl {
+    pub kind: SecretKind,
+    /// False for a secret something keeps on its own once given (a database's password, set
+    /// when the database is created): `archy-hook rotate` refuses it.
+    pub rotate: bool,
+}
+
+impl<'de> Deserialize<'de> for SecretDecl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            kind: SecretKind,
+            #[serde(default = "yes")]
+            rotate: bool,
+        }
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = SecretDecl;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a kind (\"rpcauth\" or \"password\") or a table { kind, rotate }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SecretDecl, E> {
+                let kind = SecretKind::deserialize(serde::de::value::StrDeserializer::new(v))?;
+                Ok(SecretDecl { kind, rotate: true })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<SecretDecl, A::Error> {
+                let t = Table::deserialize(serde::de::value::MapAccessDeserializer::new(m))?;
+                Ok(SecretDecl {
+                    kind: t.kind,
+                    rotate: t.rotate,
+                })
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
@@ -419,6 +460,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn secrets_by_kind_or_table() {
+        let m: Manifest = toml::from_str(
+            "[app]\nid = \"x\"\n[image]\nref = \"r\"\n[secrets]\na = \"rpcauth\"\nb = { kind = \"password\", rotate = false }\nc = { kind = \"password\" }\n",
+        )
+        .unwrap();
+        let get = |n: &str| m.secrets.iter().find(|(k, _)| k.as_str() == n).unwrap().1;
+        assert_eq!(
+            get("a"),
+            &SecretDecl {
+                kind: SecretKind::Rpcauth,
+                rotate: true
+            }
+        );
+        assert_eq!(
+            get("b"),
+            &SecretDecl {
+                kind: SecretKind::Password,
+                rotate: false
+            }
+        );
+        assert!(get("c").rotate);
+        for bad in [
+            "a = \"pin\"",
+            "a = { kind = \"password\", rotat = false }",
+            "a = 3",
+            "a = { rotate = false }",
+        ] {
+            let r: Result<Manifest, _> = toml::from_str(&format!(
+                "[app]\nid = \"x\"\n[image]\nref = \"r\"\n[secrets]\n{bad}\n"
+            ));
+            assert!(r.is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn an_image_user_must_be_mapped() {
         let parse = |extra: &str| -> Manifest {
             toml::from_str(&format!("[app]\nid = \"x\"\n[image]\nref = \"r\"\n{extra}")).unwrap()
@@ -434,7 +510,7 @@ mod tests {
             data.unmapped_image_user("101"),
             Some(UnmappedUser::Warning(_))
         ));
-        let secrets = parse("[secrets]\ns = \"password\"\n[[container.volumes]]\nfrom = \"secrets\"\nsubpath = \"s\"\ntarget = \"/s\"\n");
+        let secrets = parse("[secrets]\ns = { kind = \"password\", rotate = false }\n[[container.volumes]]\nfrom = \"secrets\"\nsubpath = \"s\"\ntarget = \"/s\"\n");
         match secrets.unmapped_image_user("1000") {
             Some(UnmappedUser::Refused(why)) => {
                 assert!(

@@ -131,6 +131,26 @@ pub fn ensure(state: &Path, name: &str, kind: SecretKind) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Whether archy may replace secret `name`, given how each app using it declares it: not when
+/// one of them keeps it on its own once given (`rotate = false`: a database created with it),
+/// since the apps would then get a password the other side does not take.
+pub fn may_rotate<'a>(
+    name: &str,
+    decls: impl Iterator<Item = (&'a str, crate::manifest::SecretDecl)>,
+) -> Result<(), String> {
+    let keepers: Vec<&str> = decls.filter(|(_, d)| !d.rotate).map(|(id, _)| id).collect();
+    if keepers.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "secret `{name}` cannot be rotated by archy: {} keep{} the value {} was set up with \
+         (rotate = false in [secrets]); change it there first, then in the secret's files",
+        keepers.join(", "),
+        if keepers.len() == 1 { "s" } else { "" },
+        if keepers.len() == 1 { "it" } else { "they" },
+    ))
+}
+
 /// Replaces the secret with a new one of `kind`. The apps using it pick it up when the change is
 /// applied (`archy-secret@<name>.path` does that).
 pub fn rotate(state: &Path, name: &str, kind: SecretKind) -> io::Result<()> {
@@ -218,6 +238,25 @@ mod tests {
         assert!(!ensure(state.path(), "old", SecretKind::Password).unwrap());
         let s = read(state.path(), "old").unwrap().unwrap();
         assert!(bcrypt::verify(&s.fields["password"], &s.fields["bcrypt"]).unwrap());
+    }
+
+    #[test]
+    fn a_secret_a_database_keeps_is_not_rotated() {
+        use crate::manifest::SecretDecl;
+        let free = SecretDecl {
+            kind: SecretKind::Password,
+            rotate: true,
+        };
+        let kept = SecretDecl {
+            kind: SecretKind::Password,
+            rotate: false,
+        };
+        assert!(may_rotate("db", [("app", free), ("other", free)].into_iter()).is_ok());
+        let why = may_rotate("db", [("app", free), ("mariadb", kept)].into_iter()).unwrap_err();
+        assert!(
+            why.contains("`db`") && why.contains("mariadb keeps"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -36,3 +36,57 @@ fn a_failing_hook_tells_the_manager_why() {
     let exit = hook.wait().expect("wait");
     assert_eq!(exit.code(), Some(1));
 }
+
+/// `rotate` of a secret the shipped catalog's database keeps (rotate = false) is refused, naming
+/// the apps that keep it, and leaves the secret as it was; an ordinary secret is rotated.
+#[test]
+fn rotate_refuses_a_secret_a_database_keeps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let share = root.join("usr/share/archipelago");
+    std::fs::create_dir_all(&share).expect("mkdir");
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for sub in ["apps", "templates"] {
+        let status = Command::new("cp")
+            .arg("-r")
+            .arg(repo.join("catalog").join(sub))
+            .arg(&share)
+            .status()
+            .expect("cp");
+        assert!(status.success());
+    }
+    let state = dir.path().join("state");
+    let hook = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_archy-hook"))
+            .args(args)
+            .env("ARCHY_ROOT", &root)
+            .env("ARCHY_LOG", "stderr")
+            .env("XDG_STATE_HOME", &state)
+            .env_remove("NOTIFY_SOCKET")
+            .output()
+            .expect("archy-hook")
+    };
+    assert!(hook(&["secrets", "mempool-mariadb"]).status.success());
+    let file = state.join("archipelago/secrets/mempool-db/password");
+    let before = std::fs::read(&file).expect("the secret");
+    let out = hook(&["rotate", "mempool-db"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("secret `mempool-db` cannot be rotated")
+            && err.contains("mempool-backend, mempool-mariadb keep"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&file).expect("the secret"), before);
+    // bitcoind's RPC password is the apps' to follow: rotated
+    assert!(hook(&["secrets", "bitcoin-core"]).status.success());
+    let rpc = state.join("archipelago/secrets/bitcoind-rpc/password");
+    let old = std::fs::read(&rpc).expect("rpc secret");
+    let out = hook(&["rotate", "bitcoind-rpc"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(std::fs::read(&rpc).expect("rpc secret"), old);
+}
