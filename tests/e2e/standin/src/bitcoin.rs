@@ -24,7 +24,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const VERSION: &str = "31.0.0";
-const NETWORK_ONLY: &[&str] = &["addnode", "bind", "connect", "port", "rpcbind", "rpcport", "wallet", "whitebind"];
+const NETWORK_ONLY: &[&str] = &[
+    "addnode",
+    "bind",
+    "connect",
+    "port",
+    "rpcbind",
+    "rpcport",
+    "wallet",
+    "whitebind",
+];
 
 /// Options from the command line and the config file, resolved for the active chain.
 #[derive(Clone)]
@@ -39,7 +48,10 @@ pub struct Settings {
 impl Settings {
     pub fn load(args: &Args) -> Result<Settings, String> {
         let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-        let mut datadir = PathBuf::from(args.get("datadir").map_or(format!("{home}/.bitcoin"), str::to_string));
+        let mut datadir = PathBuf::from(
+            args.get("datadir")
+                .map_or(format!("{home}/.bitcoin"), str::to_string),
+        );
         let conf_path = match args.get("conf") {
             Some(c) if Path::new(c).is_absolute() => PathBuf::from(c),
             Some(c) => datadir.join(c),
@@ -60,7 +72,11 @@ impl Settings {
                 datadir = PathBuf::from(d);
             }
         }
-        let top = |k: &str| args.get(k).map(str::to_string).or_else(|| conf.all("", k).last().cloned());
+        let top = |k: &str| {
+            args.get(k)
+                .map(str::to_string)
+                .or_else(|| conf.all("", k).last().cloned())
+        };
         let on = |k: &str| top(k).is_some_and(|v| v != "0");
         let chain = if let Some(c) = top("chain") {
             c
@@ -78,7 +94,13 @@ impl Settings {
         if !["main", "test", "testnet4", "signet", "regtest"].contains(&chain.as_str()) {
             return Err(format!("Error: Unknown chain {chain}."));
         }
-        Ok(Settings { args: args.clone(), conf, chain, datadir, conf_path })
+        Ok(Settings {
+            args: args.clone(),
+            conf,
+            chain,
+            datadir,
+            conf_path,
+        })
     }
 
     fn top_allowed(&self, key: &str) -> bool {
@@ -121,13 +143,15 @@ impl Settings {
     }
 
     pub fn rpcport(&self) -> u16 {
-        self.get("rpcport").and_then(|p| p.parse().ok()).unwrap_or(match self.chain.as_str() {
-            "test" => 18332,
-            "testnet4" => 48332,
-            "signet" => 38332,
-            "regtest" => 18443,
-            _ => 8332,
-        })
+        self.get("rpcport")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(match self.chain.as_str() {
+                "test" => 18332,
+                "testnet4" => 48332,
+                "signet" => 38332,
+                "regtest" => 18443,
+                _ => 8332,
+            })
     }
 
     pub fn cookie_path(&self) -> PathBuf {
@@ -142,7 +166,9 @@ impl Settings {
 /// `ip` within `spec`: an address, `addr/bits` or `addr/netmask`.
 fn allowed_by(ip: IpAddr, spec: &str) -> bool {
     let (addr, mask) = spec.split_once('/').unwrap_or((spec, ""));
-    let Ok(net) = addr.parse::<IpAddr>() else { return false };
+    let Ok(net) = addr.parse::<IpAddr>() else {
+        return false;
+    };
     let ip = match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
@@ -159,15 +185,27 @@ fn allowed_by(ip: IpAddr, spec: &str) -> bool {
             if bits > 32 {
                 return false;
             }
-            let m = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let m = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             u32::from(a) & m == u32::from(n) & m
         }
         (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let bits: u32 = if mask.is_empty() { 128 } else { mask.parse().unwrap_or(129) };
+            let bits: u32 = if mask.is_empty() {
+                128
+            } else {
+                mask.parse().unwrap_or(129)
+            };
             if bits > 128 {
                 return false;
             }
-            let m = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let m = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             u128::from(a) & m == u128::from(n) & m
         }
         _ => false,
@@ -175,18 +213,29 @@ fn allowed_by(ip: IpAddr, spec: &str) -> bool {
 }
 
 fn peer_allowed(st: &Settings, ip: IpAddr) -> bool {
-    ["127.0.0.0/8", "::1"].iter().any(|s| allowed_by(ip, s)) || st.all("rpcallowip").iter().any(|s| allowed_by(ip, s))
+    ["127.0.0.0/8", "::1"].iter().any(|s| allowed_by(ip, s))
+        || st.all("rpcallowip").iter().any(|s| allowed_by(ip, s))
 }
 
 fn hmac_hex(salt: &str, password: &str) -> String {
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(salt.as_bytes()) else { return String::new() };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(salt.as_bytes()) else {
+        return String::new();
+    };
     mac.update(password.as_bytes());
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Which credential matched, if any (never the secret itself, for the log), and the user it
 /// authenticates (`__cookie__` for the cookie, as Core names it).
-fn authenticate(st: &Settings, cookie: Option<&str>, header: Option<&str>) -> Option<(String, String)> {
+fn authenticate(
+    st: &Settings,
+    cookie: Option<&str>,
+    header: Option<&str>,
+) -> Option<(String, String)> {
     let b64 = header?.strip_prefix("Basic ")?.trim();
     let decoded = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
@@ -202,8 +251,12 @@ fn authenticate(st: &Settings, cookie: Option<&str>, header: Option<&str>) -> Op
         }
     }
     for line in st.all("rpcauth") {
-        let Some((u, rest)) = line.split_once(':') else { continue };
-        let Some((salt, hash)) = rest.split_once('$') else { continue };
+        let Some((u, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let Some((salt, hash)) = rest.split_once('$') else {
+            continue;
+        };
         if u == user && hmac_hex(salt, pass).eq_ignore_ascii_case(hash) {
             return Some((format!("rpcauth {user}"), user.to_string()));
         }
@@ -216,14 +269,20 @@ fn authenticate(st: &Settings, cookie: Option<&str>, header: Option<&str>) -> Op
 /// then a user without a line may call nothing (httprpc.cpp, InitRPCAuthentication).
 fn whitelist(st: &Settings, user: &str) -> Option<Vec<String>> {
     let lines = st.all("rpcwhitelist");
-    let default_on = st.get("rpcwhitelistdefault").map_or(!lines.is_empty(), |v| v != "0");
+    let default_on = st
+        .get("rpcwhitelistdefault")
+        .map_or(!lines.is_empty(), |v| v != "0");
     let mut allowed: Option<Vec<String>> = None;
     for line in &lines {
         let (u, methods) = line.split_once(':').unwrap_or((line.as_str(), ""));
         if u != user {
             continue;
         }
-        let these: Vec<String> = methods.split([',', ' ']).filter(|m| !m.is_empty()).map(str::to_string).collect();
+        let these: Vec<String> = methods
+            .split([',', ' '])
+            .filter(|m| !m.is_empty())
+            .map(str::to_string)
+            .collect();
         allowed = Some(match allowed {
             None => these,
             Some(prev) => prev.into_iter().filter(|m| these.contains(m)).collect(),
@@ -265,7 +324,8 @@ impl Node {
             Value::Arr(a) => a.get(i).cloned(),
             _ => None,
         };
-        let block_at = |hash: &str| chain::height_of(hash, &chain).ok_or((-5, "Block not found".to_string()));
+        let block_at =
+            |hash: &str| chain::height_of(hash, &chain).ok_or((-5, "Block not found".to_string()));
         let header = |h: u64| {
             obj(vec![
                 ("hash", s(&chain::block_hash(h))),
@@ -279,7 +339,14 @@ impl Node {
                 ("bits", s("17030ecd")),
                 ("difficulty", num("126982285146989.3")),
                 ("nTx", num(1)),
-                ("previousblockhash", if h == 0 { Value::Null } else { s(&chain::block_hash(h - 1)) }),
+                (
+                    "previousblockhash",
+                    if h == 0 {
+                        Value::Null
+                    } else {
+                        s(&chain::block_hash(h - 1))
+                    },
+                ),
             ])
         };
         match method {
@@ -441,24 +508,47 @@ impl Node {
         let id = req.get("id").cloned().unwrap_or(Value::Null);
         let v2 = req.get("jsonrpc").and_then(Value::as_str) == Some("2.0");
         let Some(method) = req.get("method").and_then(Value::as_str) else {
-            let e = obj(vec![("code", num(-32600)), ("message", s("Missing method"))]);
-            return (400, obj(vec![("result", Value::Null), ("error", e), ("id", id)]), "?".into());
+            let e = obj(vec![
+                ("code", num(-32600)),
+                ("message", s("Missing method")),
+            ]);
+            return (
+                400,
+                obj(vec![("result", Value::Null), ("error", e), ("id", id)]),
+                "?".into(),
+            );
         };
         let params = req.get("params").cloned().unwrap_or(Value::Arr(vec![]));
         match self.call(st, method, &params) {
-            Ok(r) if v2 => (200, obj(vec![("jsonrpc", s("2.0")), ("result", r), ("id", id)]), method.into()),
-            Ok(r) => (200, obj(vec![("result", r), ("error", Value::Null), ("id", id)]), method.into()),
+            Ok(r) if v2 => (
+                200,
+                obj(vec![("jsonrpc", s("2.0")), ("result", r), ("id", id)]),
+                method.into(),
+            ),
+            Ok(r) => (
+                200,
+                obj(vec![("result", r), ("error", Value::Null), ("id", id)]),
+                method.into(),
+            ),
             Err((code, msg)) => {
                 let e = obj(vec![("code", num(code)), ("message", s(&msg))]);
                 if v2 {
-                    return (200, obj(vec![("jsonrpc", s("2.0")), ("error", e), ("id", id)]), method.into());
+                    return (
+                        200,
+                        obj(vec![("jsonrpc", s("2.0")), ("error", e), ("id", id)]),
+                        method.into(),
+                    );
                 }
                 let status = match code {
                     -32600 => 400,
                     -32601 => 404,
                     _ => 500,
                 };
-                (status, obj(vec![("result", Value::Null), ("error", e), ("id", id)]), method.into())
+                (
+                    status,
+                    obj(vec![("result", Value::Null), ("error", e), ("id", id)]),
+                    method.into(),
+                )
             }
         }
     }
@@ -483,13 +573,20 @@ impl Node {
         *self.hang_logged.lock().unwrap_or_else(|e| e.into_inner()) = false;
         if req.method != "POST" {
             log!("[http] {ip} {} {}: 405", req.method, req.path);
-            return Some(Response::new(405, "text/html", "JSONRPC server handles only POST requests"));
+            return Some(Response::new(
+                405,
+                "text/html",
+                "JSONRPC server handles only POST requests",
+            ));
         }
-        let Some((who, user)) = authenticate(&st, self.cookie.as_deref(), req.header("Authorization")) else {
+        let Some((who, user)) =
+            authenticate(&st, self.cookie.as_deref(), req.header("Authorization"))
+        else {
             log!("[http] {ip}: incorrect or missing credentials: 401");
             std::thread::sleep(Duration::from_millis(250));
             let mut r = Response::new(401, "text/html", "");
-            r.headers.push(("WWW-Authenticate".into(), "Basic realm=\"jsonrpc\"".into()));
+            r.headers
+                .push(("WWW-Authenticate".into(), "Basic realm=\"jsonrpc\"".into()));
             return Some(r);
         };
         let body = String::from_utf8_lossy(&req.body);
@@ -497,15 +594,29 @@ impl Node {
             Ok(v) => v,
             Err(e) => {
                 log!("[http] {ip} ({who}): parse error: 500");
-                let err = obj(vec![("code", num(-32700)), ("message", s(&format!("Parse error: {e}")))]);
-                let r = obj(vec![("result", Value::Null), ("error", err), ("id", Value::Null)]);
+                let err = obj(vec![
+                    ("code", num(-32700)),
+                    ("message", s(&format!("Parse error: {e}"))),
+                ]);
+                let r = obj(vec![
+                    ("result", Value::Null),
+                    ("error", err),
+                    ("id", Value::Null),
+                ]);
                 return Some(Response::json(500, &r.compact()));
             }
         };
         if let Some(allowed) = whitelist(&st, &user) {
             let methods: Vec<&str> = match &parsed {
-                Value::Arr(batch) => batch.iter().filter_map(|r| r.get("method").and_then(Value::as_str)).collect(),
-                single => single.get("method").and_then(Value::as_str).into_iter().collect(),
+                Value::Arr(batch) => batch
+                    .iter()
+                    .filter_map(|r| r.get("method").and_then(Value::as_str))
+                    .collect(),
+                single => single
+                    .get("method")
+                    .and_then(Value::as_str)
+                    .into_iter()
+                    .collect(),
             };
             if allowed.is_empty() {
                 log!("RPC User {user} not allowed to call any methods");
@@ -519,7 +630,11 @@ impl Node {
         let (status, out, what) = match &parsed {
             Value::Arr(batch) => {
                 let replies: Vec<Value> = batch.iter().map(|r| self.one(&st, r).1).collect();
-                (200, Value::Arr(replies), format!("batch of {}", batch.len()))
+                (
+                    200,
+                    Value::Arr(replies),
+                    format!("batch of {}", batch.len()),
+                )
             }
             single => self.one(&st, single),
         };
@@ -547,15 +662,24 @@ pub fn bitcoind(argv: &[String]) -> i32 {
         }
     };
     if !st.datadir.is_dir() {
-        log!("Error: Specified data directory \"{}\" does not exist.", st.datadir.display());
+        log!(
+            "Error: Specified data directory \"{}\" does not exist.",
+            st.datadir.display()
+        );
         return 1;
     }
     if st.datadir.join("standin-exit").exists() {
-        log!("{} exists: exiting with status 1", st.datadir.join("standin-exit").display());
+        log!(
+            "{} exists: exiting with status 1",
+            st.datadir.join("standin-exit").display()
+        );
         return 1;
     }
     chain::set_network(&st.chain);
-    log!("Bitcoin Core version v{VERSION} (archy e2e stand-in), chain={}", st.chain);
+    log!(
+        "Bitcoin Core version v{VERSION} (archy e2e stand-in), chain={}",
+        st.chain
+    );
     log!("Using data directory {}", st.datadir.display());
     log!("Config file: {}", st.conf_path.display());
     if let Err(e) = std::fs::create_dir_all(st.netdir()) {
@@ -573,12 +697,19 @@ pub fn bitcoind(argv: &[String]) -> i32 {
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;
             let _ = std::fs::remove_file(&tmp);
-            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
             f.write_all(value.as_bytes())?;
             std::fs::rename(&tmp, &path)
         })();
         if let Err(e) = written {
-            log!("Error: Unable to start HTTP server: cannot write cookie {}: {e}", path.display());
+            log!(
+                "Error: Unable to start HTTP server: cannot write cookie {}: {e}",
+                path.display()
+            );
             return 1;
         }
         crate::sys::remove_on_exit(&path);
@@ -601,7 +732,11 @@ pub fn bitcoind(argv: &[String]) -> i32 {
         }
     } else {
         for b in &bind {
-            let has_port = if b.starts_with('[') { b.contains("]:") } else { b.matches(':').count() == 1 };
+            let has_port = if b.starts_with('[') {
+                b.contains("]:")
+            } else {
+                b.matches(':').count() == 1
+            };
             endpoints.push(if has_port {
                 b.clone()
             } else if b.contains(':') {
@@ -652,8 +787,17 @@ fn start_p2p(st: &Settings, peers: crate::p2p::Peers) {
     if st.get("listen").is_some_and(|v| v == "0") {
         return;
     }
-    let port = st.get("port").and_then(|p| p.parse().ok()).unwrap_or_else(|| crate::p2p::default_port(&st.chain));
-    let addr = st.get("bind").map_or(format!("0.0.0.0:{port}"), |b| if b.contains(':') { b } else { format!("{b}:{port}") });
+    let port = st
+        .get("port")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| crate::p2p::default_port(&st.chain));
+    let addr = st.get("bind").map_or(format!("0.0.0.0:{port}"), |b| {
+        if b.contains(':') {
+            b
+        } else {
+            format!("{b}:{port}")
+        }
+    });
     let listener = match TcpListener::bind(addr.as_str()) {
         Ok(l) => l,
         Err(e) => {
@@ -730,7 +874,11 @@ pub fn cli(argv: &[String]) -> i32 {
             }
         }
     }
-    let timeout = match st.get("rpcclienttimeout").and_then(|t| t.parse::<u64>().ok()).unwrap_or(900) {
+    let timeout = match st
+        .get("rpcclienttimeout")
+        .and_then(|t| t.parse::<u64>().ok())
+        .unwrap_or(900)
+    {
         0 => None,
         n => Some(Duration::from_secs(n)),
     };
@@ -749,7 +897,10 @@ pub fn cli(argv: &[String]) -> i32 {
     } else {
         format!("{}:{password}", st.get("rpcuser").unwrap_or_default())
     };
-    let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(userpass));
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(userpass)
+    );
     let body = obj(vec![
         ("jsonrpc", s("1.0")),
         ("id", num(1)),
@@ -757,13 +908,23 @@ pub fn cli(argv: &[String]) -> i32 {
         ("params", Value::Arr(params)),
     ])
     .compact();
-    let addr = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    let addr = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
     let wait_until = args.flag("rpcwait").then(|| {
-        let t = args.get("rpcwaittimeout").and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
+        let t = args
+            .get("rpcwaittimeout")
+            .and_then(|t| t.parse::<u64>().ok())
+            .unwrap_or(0);
         (t > 0).then(|| Instant::now() + Duration::from_secs(t))
     });
     let reply = loop {
-        let headers = [("Authorization", auth.clone()), ("Content-Type", "application/json".to_string())];
+        let headers = [
+            ("Authorization", auth.clone()),
+            ("Content-Type", "application/json".to_string()),
+        ];
         match http::request(&addr, "POST", "/", &headers, &body, timeout) {
             Ok(r) => break r,
             Err(e) => {
@@ -804,7 +965,10 @@ pub fn cli(argv: &[String]) -> i32 {
     };
     if let Some(err) = v.get("error").filter(|e| **e != Value::Null) {
         let code = err.get("code").and_then(Value::as_i64).unwrap_or(-1);
-        let msg = err.get("message").and_then(Value::as_str).unwrap_or_default();
+        let msg = err
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         eprintln!("error code: {code}\nerror message:\n{msg}");
         return i32::try_from(code.unsigned_abs()).unwrap_or(1);
     }
@@ -822,7 +986,13 @@ mod tests {
 
     fn settings(conf: &str, args: &[&str]) -> Settings {
         let args = Args::parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        Settings { args, conf: Ini::parse(conf), chain: "main".into(), datadir: "/d".into(), conf_path: "/c".into() }
+        Settings {
+            args,
+            conf: Ini::parse(conf),
+            chain: "main".into(),
+            datadir: "/d".into(),
+            conf_path: "/c".into(),
+        }
     }
 
     #[test]
@@ -837,13 +1007,27 @@ mod tests {
     fn rpcauth_cookie_and_rpcuser() {
         let salt = "cb77f0957de88ff388cf817ddbc7273";
         let h = hmac_hex(salt, "secret");
-        let st = settings(&format!("rpcauth=alice:{salt}${h}\nrpcuser=bob\nrpcpassword=pw\n"), &[]);
-        let basic = |up: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(up));
+        let st = settings(
+            &format!("rpcauth=alice:{salt}${h}\nrpcuser=bob\nrpcpassword=pw\n"),
+            &[],
+        );
+        let basic = |up: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(up)
+            )
+        };
         let check = |up: &str| authenticate(&st, Some("__cookie__:c0ffee"), Some(&basic(up)));
-        assert_eq!(check("alice:secret").map(|c| c.0).as_deref(), Some("rpcauth alice"));
+        assert_eq!(
+            check("alice:secret").map(|c| c.0).as_deref(),
+            Some("rpcauth alice")
+        );
         assert_eq!(check("alice:wrong"), None);
         assert_eq!(check("bob:pw").map(|c| c.1).as_deref(), Some("bob"));
-        assert_eq!(check("__cookie__:c0ffee").map(|c| c.1).as_deref(), Some("__cookie__"));
+        assert_eq!(
+            check("__cookie__:c0ffee").map(|c| c.1).as_deref(),
+            Some("__cookie__")
+        );
         assert_eq!(check("__cookie__:other"), None);
         assert_eq!(authenticate(&st, None, None), None);
     }
@@ -859,14 +1043,20 @@ mod tests {
 
     #[test]
     fn whitelists_as_core_applies_them() {
-        let st = settings("rpcwhitelist=ui:getblockchaininfo,uptime\nrpcwhitelist=ui:uptime getpeerinfo\n", &[]);
+        let st = settings(
+            "rpcwhitelist=ui:getblockchaininfo,uptime\nrpcwhitelist=ui:uptime getpeerinfo\n",
+            &[],
+        );
         assert_eq!(whitelist(&st, "ui"), Some(vec!["uptime".to_string()]));
         // any whitelist line makes the default an empty whitelist for everyone else
         assert_eq!(whitelist(&st, "archy"), Some(vec![]));
         let st = settings("rpcwhitelist=ui:uptime\nrpcwhitelistdefault=0\n", &[]);
         assert_eq!(whitelist(&st, "archy"), None);
         assert_eq!(whitelist(&settings("", &[]), "archy"), None);
-        assert_eq!(whitelist(&settings("rpcwhitelistdefault=1\n", &[]), "x"), Some(vec![]));
+        assert_eq!(
+            whitelist(&settings("rpcwhitelistdefault=1\n", &[]), "x"),
+            Some(vec![])
+        );
     }
 
     #[test]

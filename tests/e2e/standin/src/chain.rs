@@ -55,9 +55,17 @@ impl Chain {
         match std::fs::read_to_string(datadir.join("standin-ibd")) {
             Ok(text) => {
                 let blocks = text.trim().parse().unwrap_or(IBD_HEIGHT).min(HEIGHT);
-                Chain { blocks, headers: HEIGHT, ibd: true }
+                Chain {
+                    blocks,
+                    headers: HEIGHT,
+                    ibd: true,
+                }
             }
-            Err(_) => Chain { blocks: HEIGHT, headers: HEIGHT, ibd: false },
+            Err(_) => Chain {
+                blocks: HEIGHT,
+                headers: HEIGHT,
+                ibd: false,
+            },
         }
     }
 
@@ -73,7 +81,9 @@ impl Chain {
     /// A block's time: the tip two minutes old when synced, and 10 minutes a block before it;
     /// during initial block download the tip lags the headers by those minutes.
     pub fn time_of(&self, height: u64) -> u64 {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         now.saturating_sub(120 + (self.headers - height.min(self.headers)) * 600)
     }
 }
@@ -107,7 +117,11 @@ pub fn height_of(hash: &str, chain: &Chain) -> Option<u64> {
 pub fn header_hex(height: u64, chain: &Chain) -> String {
     let mut b = Vec::with_capacity(80);
     b.extend_from_slice(&0x2000_0000u32.to_le_bytes());
-    let prev = if height == 0 { "0".repeat(64) } else { block_hash(height - 1) };
+    let prev = if height == 0 {
+        "0".repeat(64)
+    } else {
+        block_hash(height - 1)
+    };
     b.extend(hex_reversed(&prev));
     b.extend(sha256d(format!("archy-standin-merkle-{height}").as_bytes()));
     b.extend_from_slice(&(chain.time_of(height) as u32).to_le_bytes());
@@ -136,8 +150,15 @@ mod tests {
 
     #[test]
     fn hashes_name_their_height() {
-        let c = Chain { blocks: HEIGHT, headers: HEIGHT, ibd: false };
-        assert_eq!(block_hash(1), "00000000839a8e6886ab5951d76f411475428afc90947ee320161bbf18eb6048");
+        let c = Chain {
+            blocks: HEIGHT,
+            headers: HEIGHT,
+            ibd: false,
+        };
+        assert_eq!(
+            block_hash(1),
+            "00000000839a8e6886ab5951d76f411475428afc90947ee320161bbf18eb6048"
+        );
         for h in [0, 1, 2, 812_000, HEIGHT] {
             let hash = block_hash(h);
             assert_eq!(hash.len(), 64);
@@ -150,11 +171,22 @@ mod tests {
 
     #[test]
     fn initial_block_download_has_an_old_tip() {
-        let c = Chain { blocks: 812_000, headers: HEIGHT, ibd: true };
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let c = Chain {
+            blocks: 812_000,
+            headers: HEIGHT,
+            ibd: true,
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         assert!(now - c.time_of(c.blocks) > 2 * 3600);
         assert!(c.progress() < 1.0);
-        let synced = Chain { blocks: HEIGHT, headers: HEIGHT, ibd: false };
+        let synced = Chain {
+            blocks: HEIGHT,
+            headers: HEIGHT,
+            ibd: false,
+        };
         assert!(now - synced.time_of(synced.blocks) < 600);
     }
 }

@@ -27,7 +27,12 @@ impl Ini {
                 Some((k, v)) => (k.trim(), v.trim()),
                 None => (line, "1"),
             };
-            ini.sections.entry(section.clone()).or_default().entry(k.to_string()).or_default().push(v.to_string());
+            ini.sections
+                .entry(section.clone())
+                .or_default()
+                .entry(k.to_string())
+                .or_default()
+                .push(v.to_string());
         }
         ini
     }
@@ -37,7 +42,11 @@ impl Ini {
     }
 
     pub fn all(&self, section: &str, key: &str) -> Vec<String> {
-        self.sections.get(section).and_then(|s| s.get(key)).cloned().unwrap_or_default()
+        self.sections
+            .get(section)
+            .and_then(|s| s.get(key))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The last value of `key` in any section, keys compared case-insensitively (lnd's ini).
@@ -91,7 +100,8 @@ impl Args {
             match body.split_once('=') {
                 Some((k, v)) => out.opts.push((k.to_string(), v.to_string())),
                 None if takes_value.contains(&body) => {
-                    out.opts.push((body.to_string(), iter.next().cloned().unwrap_or_default()));
+                    out.opts
+                        .push((body.to_string(), iter.next().cloned().unwrap_or_default()));
                 }
                 None => out.opts.push((body.to_string(), "1".to_string())),
             }
@@ -100,17 +110,27 @@ impl Args {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.opts.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.opts
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn all(&self, key: &str) -> Vec<String> {
-        self.opts.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()
+        self.opts
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     pub fn flag(&self, key: &str) -> bool {
         match self.get(key) {
             Some(v) => !matches!(v, "0" | "false"),
-            None => self.get(&format!("no{key}")).is_some_and(|v| matches!(v, "0" | "false")),
+            None => self
+                .get(&format!("no{key}"))
+                .is_some_and(|v| matches!(v, "0" | "false")),
         }
     }
 }

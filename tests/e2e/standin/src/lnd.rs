@@ -27,7 +27,10 @@ const VERSION: &str = "0.21.2-beta";
 
 fn lnddir(args: &Args) -> PathBuf {
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    PathBuf::from(args.get("lnddir").map_or(format!("{home}/.lnd"), str::to_string))
+    PathBuf::from(
+        args.get("lnddir")
+            .map_or(format!("{home}/.lnd"), str::to_string),
+    )
 }
 
 struct Conf {
@@ -37,17 +40,26 @@ struct Conf {
 
 impl Conf {
     fn load(args: &Args) -> Conf {
-        let path = args.get("configfile").map_or(lnddir(args).join("lnd.conf"), PathBuf::from);
+        let path = args
+            .get("configfile")
+            .map_or(lnddir(args).join("lnd.conf"), PathBuf::from);
         let ini = Ini::read(&path).unwrap_or_default();
-        Conf { ini, args: args.clone() }
+        Conf {
+            ini,
+            args: args.clone(),
+        }
     }
 
     fn get(&self, key: &str) -> Option<String> {
-        self.args.get(key).map(str::to_string).or_else(|| self.ini.any_section_last(key))
+        self.args
+            .get(key)
+            .map(str::to_string)
+            .or_else(|| self.ini.any_section_last(key))
     }
 
     fn on(&self, key: &str) -> bool {
-        self.get(key).is_some_and(|v| !matches!(v.as_str(), "0" | "false"))
+        self.get(key)
+            .is_some_and(|v| !matches!(v.as_str(), "0" | "false"))
     }
 }
 
@@ -66,7 +78,14 @@ fn listen_addr(spec: &str, default_port: u16) -> String {
 }
 
 fn state_json(active: bool) -> Value {
-    obj(vec![("state", s(if active { "SERVER_ACTIVE" } else { "WAITING_TO_START" }))])
+    obj(vec![(
+        "state",
+        s(if active {
+            "SERVER_ACTIVE"
+        } else {
+            "WAITING_TO_START"
+        }),
+    )])
 }
 
 #[derive(PartialEq, Clone, Debug)]
@@ -84,18 +103,36 @@ fn poll(conf: &Conf, network: &str) -> Poll {
         "regtest" => 18443,
         _ => 8332,
     };
-    let host = conf.get("bitcoind.rpchost").unwrap_or_else(|| "localhost".into());
-    let addr = if host.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+    let host = conf
+        .get("bitcoind.rpchost")
+        .unwrap_or_else(|| "localhost".into());
+    let addr = if host
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
         host
     } else {
         format!("{host}:{default_port}")
     };
     let user = conf.get("bitcoind.rpcuser").unwrap_or_default();
     let pass = conf.get("bitcoind.rpcpass").unwrap_or_default();
-    let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")));
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    );
     let body = r#"{"jsonrpc":"1.0","id":"lnd","method":"getblockchaininfo","params":[]}"#;
-    let headers = [("Authorization", auth), ("Content-Type", "application/json".to_string())];
-    match http::request(&addr, "POST", "/", &headers, body, Some(Duration::from_secs(5))) {
+    let headers = [
+        ("Authorization", auth),
+        ("Content-Type", "application/json".to_string()),
+    ];
+    match http::request(
+        &addr,
+        "POST",
+        "/",
+        &headers,
+        body,
+        Some(Duration::from_secs(5)),
+    ) {
         Ok(r) if r.status == 401 => Poll::Rejected,
         Ok(r) if r.status == 200 => Poll::Connected,
         Ok(r) => Poll::Failed(format!("{addr}: HTTP {}", r.status)),
@@ -115,14 +152,19 @@ pub fn lnd(argv: &[String]) -> i32 {
     }
     let dir = lnddir(&args);
     if dir.join("standin-exit").exists() {
-        log!("{} exists: exiting with status 1", dir.join("standin-exit").display());
+        log!(
+            "{} exists: exiting with status 1",
+            dir.join("standin-exit").display()
+        );
         return 1;
     }
     let conf = Conf::load(&args);
-    let nets: Vec<&str> = ["mainnet", "testnet", "testnet4", "signet", "regtest", "simnet"]
-        .into_iter()
-        .filter(|n| conf.on(&format!("bitcoin.{n}")))
-        .collect();
+    let nets: Vec<&str> = [
+        "mainnet", "testnet", "testnet4", "signet", "regtest", "simnet",
+    ]
+    .into_iter()
+    .filter(|n| conf.on(&format!("bitcoin.{n}")))
+    .collect();
     if nets.len() != 1 {
         log!("[ERR] LTND: either --bitcoin.mainnet, or --bitcoin.testnet, --bitcoin.testnet4, --bitcoin.simnet, --bitcoin.regtest or --bitcoin.signet must be specified");
         return 1;
@@ -132,8 +174,18 @@ pub fn lnd(argv: &[String]) -> i32 {
     crate::sys::exit_on_signals("[INF] LTND: Shutdown complete");
     log!("[INF] LTND: Version: {VERSION} commit=archy-e2e-stand-in, network={network}");
     let active = Arc::new(AtomicBool::new(false));
-    let rpc = listen_addr(&conf.get("rpclisten").unwrap_or_else(|| "localhost:10009".into()), 10009);
-    let rest = listen_addr(&conf.get("restlisten").unwrap_or_else(|| "localhost:8080".into()), 8080);
+    let rpc = listen_addr(
+        &conf
+            .get("rpclisten")
+            .unwrap_or_else(|| "localhost:10009".into()),
+        10009,
+    );
+    let rest = listen_addr(
+        &conf
+            .get("restlisten")
+            .unwrap_or_else(|| "localhost:8080".into()),
+        8080,
+    );
     // TLS always on gRPC, on REST unless no-rest-tls, which lnd refuses on an address that is
     // neither loopback nor private (lncfg.EnforceSafeAuthentication): 0.0.0.0 is neither
     let rest_tls = !conf.on("no-rest-tls");
@@ -141,31 +193,45 @@ pub fn lnd(argv: &[String]) -> i32 {
         log!("[ERR] LTND: detected RPC server listening on publicly reachable interface {rest} with encryption disabled! Refusing to start with --no-rest-tls specified.");
         return 1;
     }
-    let all = |k: &str| conf.args.all(k).into_iter().chain(conf.ini.sections.values().flat_map(|s| s.get(k).cloned().unwrap_or_default())).collect::<Vec<_>>();
-    let (cert, key) = match crate::tls::ensure_cert(&dir, &all("tlsextradomain"), &all("tlsextraip")) {
-        Ok(ck) => ck,
-        Err(e) => {
-            log!("[ERR] LTND: unable to load TLS credentials: {e}");
-            return 1;
-        }
+    let all = |k: &str| {
+        conf.args
+            .all(k)
+            .into_iter()
+            .chain(
+                conf.ini
+                    .sections
+                    .values()
+                    .flat_map(|s| s.get(k).cloned().unwrap_or_default()),
+            )
+            .collect::<Vec<_>>()
     };
+    let (cert, key) =
+        match crate::tls::ensure_cert(&dir, &all("tlsextradomain"), &all("tlsextraip")) {
+            Ok(ck) => ck,
+            Err(e) => {
+                log!("[ERR] LTND: unable to load TLS credentials: {e}");
+                return 1;
+            }
+        };
     for (what, addr, tls) in [("RPC", rpc, true), ("REST", rest, rest_tls)] {
         match TcpListener::bind(addr.as_str()) {
             Ok(l) => {
                 log!("[INF] RPCS: {what} server listening on {addr}");
                 let active = active.clone();
                 let handler = move |req: http::Request| {
-                        let a = active.load(Ordering::SeqCst);
-                        let body = match req.path.as_str() {
-                            "/v1/state" => state_json(a),
-                            "/v1/getinfo" => obj(vec![
-                                ("version", s(VERSION)),
-                                ("synced_to_chain", Value::Bool(a)),
-                                ("block_height", crate::json::num(900_000)),
-                            ]),
-                            _ => return Some(Response::json(404, r#"{"code":5,"message":"Not Found"}"#)),
-                        };
-                        Some(Response::json(200, &body.compact()))
+                    let a = active.load(Ordering::SeqCst);
+                    let body = match req.path.as_str() {
+                        "/v1/state" => state_json(a),
+                        "/v1/getinfo" => obj(vec![
+                            ("version", s(VERSION)),
+                            ("synced_to_chain", Value::Bool(a)),
+                            ("block_height", crate::json::num(900_000)),
+                        ]),
+                        _ => {
+                            return Some(Response::json(404, r#"{"code":5,"message":"Not Found"}"#))
+                        }
+                    };
+                    Some(Response::json(200, &body.compact()))
                 };
                 if tls {
                     if let Err(e) = crate::tls::serve(l, &cert, &key, handler) {
@@ -198,7 +264,10 @@ pub fn lnd(argv: &[String]) -> i32 {
             let block = conf.get("bitcoind.zmqpubrawblock").unwrap_or_default();
             let tx = conf.get("bitcoind.zmqpubrawtx").unwrap_or_default();
             let t = Duration::from_secs(5);
-            zmq = match (crate::zmq::subscribe(&block, "rawblock", t), crate::zmq::subscribe(&tx, "rawtx", t)) {
+            zmq = match (
+                crate::zmq::subscribe(&block, "rawblock", t),
+                crate::zmq::subscribe(&tx, "rawtx", t),
+            ) {
                 (Ok(b), Ok(x)) => Some((b, x)),
                 (Err(e), _) => {
                     now = Poll::Failed(format!("unable to subscribe for zmq block events: {e}"));
@@ -225,7 +294,10 @@ pub fn lnd(argv: &[String]) -> i32 {
 
 /// Loopback or a private address: where lnd allows REST without TLS.
 fn is_safe_without_tls(addr: &str) -> bool {
-    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_matches(|c| c == '[' || c == ']');
+    let host = addr
+        .rsplit_once(':')
+        .map_or(addr, |(h, _)| h)
+        .trim_matches(|c| c == '[' || c == ']');
     if host.contains("localhost") {
         return true;
     }
@@ -239,7 +311,16 @@ fn is_safe_without_tls(addr: &str) -> bool {
 pub fn lncli(argv: &[String]) -> i32 {
     let args = Args::parse_anywhere(
         argv,
-        &["rpcserver", "network", "n", "lnddir", "macaroonpath", "tlscertpath", "chain", "c"],
+        &[
+            "rpcserver",
+            "network",
+            "n",
+            "lnddir",
+            "macaroonpath",
+            "tlscertpath",
+            "chain",
+            "c",
+        ],
     );
     let server = listen_addr(args.get("rpcserver").unwrap_or("localhost:10009"), 10009);
     let path = match args.positional.first().map(String::as_str) {
@@ -255,8 +336,12 @@ pub fn lncli(argv: &[String]) -> i32 {
         }
     };
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    let lnddir = args.get("lnddir").map_or(format!("{home}/.lnd"), str::to_string);
-    let cert_path = args.get("tlscertpath").map_or(format!("{lnddir}/tls.cert"), str::to_string);
+    let lnddir = args
+        .get("lnddir")
+        .map_or(format!("{home}/.lnd"), str::to_string);
+    let cert_path = args
+        .get("tlscertpath")
+        .map_or(format!("{lnddir}/tls.cert"), str::to_string);
     let cert = match std::fs::read_to_string(&cert_path) {
         Ok(c) => c,
         Err(e) => {
@@ -300,7 +385,10 @@ mod tests {
 
     #[test]
     fn options_anywhere() {
-        let a: Vec<String> = ["lnd", "--configfile=/etc/lnd/lnd.conf"].iter().map(|s| s.to_string()).collect();
+        let a: Vec<String> = ["lnd", "--configfile=/etc/lnd/lnd.conf"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let args = Args::parse_anywhere(&a, &[]);
         assert_eq!(args.get("configfile"), Some("/etc/lnd/lnd.conf"));
         assert_eq!(args.positional, vec!["lnd".to_string()]);

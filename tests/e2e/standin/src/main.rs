@@ -3,9 +3,11 @@
 //! RPC answers health checks look at. One binary; argv[0] picks the program.
 
 mod bitcoin;
+mod bitcoin_encoding;
 mod btcpay;
 mod chain;
 mod conf;
+mod dotnet;
 mod electrumx;
 mod fedimint;
 mod filebrowser;
@@ -16,8 +18,10 @@ mod lnd;
 mod mempool;
 mod nbxplorer;
 mod p2p;
+mod postgres;
 mod sys;
 mod tls;
+mod util;
 mod zmq;
 
 use std::path::Path;
@@ -27,7 +31,11 @@ fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().collect();
     let mut name = args
         .first()
-        .map(|a| Path::new(a).file_name().map_or(a.clone(), |f| f.to_string_lossy().into_owned()))
+        .map(|a| {
+            Path::new(a)
+                .file_name()
+                .map_or(a.clone(), |f| f.to_string_lossy().into_owned())
+        })
         .unwrap_or_default();
     // `standin PROGRAM ARGS...` works too, for testing outside an image
     if name == "standin" && args.len() > 1 {
@@ -46,14 +54,16 @@ fn main() -> ExitCode {
         "electrumx_server" => electrumx::server(&rest),
         "electrumx_rpc" => electrumx::rpc(&rest),
         // the .NET images run `dotnet <App>.dll`, the mempool backend `node <script>`
-        "dotnet" => match rest.first().map(String::as_str) {
-            Some("NBXplorer.dll") => nbxplorer::nbxplorer(&rest[1..]),
-            Some("BTCPayServer.dll") => btcpay::btcpay(&rest[1..]),
-            other => {
-                eprintln!("dotnet: the stand-in runs NBXplorer.dll and BTCPayServer.dll, not {other:?}");
-                1
+        "dotnet" => {
+            match rest.first().map(String::as_str) {
+                Some("NBXplorer.dll") => nbxplorer::nbxplorer(&rest[1..]),
+                Some("BTCPayServer.dll") => btcpay::btcpay(&rest[1..]),
+                other => {
+                    eprintln!("dotnet: the stand-in runs NBXplorer.dll and BTCPayServer.dll, not {other:?}");
+                    1
+                }
             }
-        },
+        }
         "node" => mempool::node(&rest),
         _ => {
             eprintln!("standin: unknown program {name:?} (bitcoind, bitcoin-cli, lnd, lncli, gosu, filebrowser, fedimintd, electrumx_server, electrumx_rpc, dotnet, node)");

@@ -38,7 +38,12 @@ fn checksum(payload: &[u8]) -> [u8; 4] {
     [h[0], h[1], h[2], h[3]]
 }
 
-pub fn write_msg(s: &mut TcpStream, magic: [u8; 4], command: &str, payload: &[u8]) -> std::io::Result<()> {
+pub fn write_msg(
+    s: &mut TcpStream,
+    magic: [u8; 4],
+    command: &str,
+    payload: &[u8],
+) -> std::io::Result<()> {
     let mut m = Vec::with_capacity(24 + payload.len());
     m.extend_from_slice(&magic);
     let mut cmd = [0u8; 12];
@@ -58,7 +63,11 @@ pub fn read_msg(s: &mut TcpStream, magic: [u8; 4]) -> std::io::Result<(String, V
     if head[..4] != magic {
         return Err(bad("wrong network magic"));
     }
-    let cmd: String = head[4..16].iter().take_while(|&&b| b != 0).map(|&b| b as char).collect();
+    let cmd: String = head[4..16]
+        .iter()
+        .take_while(|&&b| b != 0)
+        .map(|&b| b as char)
+        .collect();
     let len = u32::from_le_bytes([head[16], head[17], head[18], head[19]]) as usize;
     if len > 4 << 20 {
         return Err(bad("oversized message"));
@@ -85,14 +94,20 @@ fn net_addr(a: Option<SocketAddr>) -> Vec<u8> {
 }
 
 pub fn version_payload(peer: Option<SocketAddr>, user_agent: &str, start_height: i32) -> Vec<u8> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
     let mut v = Vec::new();
     v.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
     v.extend_from_slice(&0x409u64.to_le_bytes()); // NODE_NETWORK | NODE_WITNESS | NODE_NETWORK_LIMITED
     v.extend_from_slice(&now.to_le_bytes());
     v.extend(net_addr(peer));
     v.extend(net_addr(None));
-    v.extend_from_slice(&u64::from_str_radix(&crate::sys::random_hex(8), 16).unwrap_or(1).to_le_bytes());
+    v.extend_from_slice(
+        &u64::from_str_radix(&crate::sys::random_hex(8), 16)
+            .unwrap_or(1)
+            .to_le_bytes(),
+    );
     v.push(user_agent.len() as u8);
     v.extend_from_slice(user_agent.as_bytes());
     v.extend_from_slice(&start_height.to_le_bytes());
@@ -145,10 +160,21 @@ pub fn serve(
                         let (_, ua, h) = parse_version(&payload).unwrap_or((0, String::new(), 0));
                         let nb = noban(addr.ip());
                         crate::log!("[net] New inbound peer connected: peer={id}, version: {PROTOCOL_VERSION}, us={ua}, noban={nb}");
-                        peers.lock().unwrap_or_else(|e| e.into_inner()).push(Peer { id, addr, subver: ua, start_height: h, noban: nb });
+                        peers.lock().unwrap_or_else(|e| e.into_inner()).push(Peer {
+                            id,
+                            addr,
+                            subver: ua,
+                            start_height: h,
+                            noban: nb,
+                        });
                         registered = true;
-                        let mine = version_payload(Some(addr), &format!("/Satoshi:{}/", crate::bitcoin::VERSION), height() as i32);
-                        write_msg(&mut s, magic, "version", &mine).and_then(|_| write_msg(&mut s, magic, "verack", &[]))
+                        let mine = version_payload(
+                            Some(addr),
+                            &format!("/Satoshi:{}/", crate::bitcoin::VERSION),
+                            height() as i32,
+                        );
+                        write_msg(&mut s, magic, "version", &mine)
+                            .and_then(|_| write_msg(&mut s, magic, "verack", &[]))
                     }
                     "ping" => write_msg(&mut s, magic, "pong", &payload),
                     // no new headers to announce: a count of zero
@@ -160,7 +186,10 @@ pub fn serve(
                 }
             }
             if registered {
-                peers.lock().unwrap_or_else(|e| e.into_inner()).retain(|p| p.id != id);
+                peers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .retain(|p| p.id != id);
                 crate::log!("[net] disconnecting peer={id}");
             }
         });
@@ -177,9 +206,23 @@ mod tests {
         let addr = l.local_addr().unwrap();
         let peers: Peers = Arc::new(Mutex::new(Vec::new()));
         let p = peers.clone();
-        std::thread::spawn(move || serve(l, magic("main"), p, Arc::new(|_| true), Arc::new(|| 900_000)));
+        std::thread::spawn(move || {
+            serve(
+                l,
+                magic("main"),
+                p,
+                Arc::new(|_| true),
+                Arc::new(|| 900_000),
+            )
+        });
         let mut s = TcpStream::connect(addr).unwrap();
-        write_msg(&mut s, magic("main"), "version", &version_payload(Some(addr), "/NBXplorer-7/", 0)).unwrap();
+        write_msg(
+            &mut s,
+            magic("main"),
+            "version",
+            &version_payload(Some(addr), "/NBXplorer-7/", 0),
+        )
+        .unwrap();
         let (cmd, payload) = read_msg(&mut s, magic("main")).unwrap();
         assert_eq!(cmd, "version");
         let (_, ua, h) = parse_version(&payload).unwrap();
@@ -192,7 +235,13 @@ mod tests {
         assert_eq!(got[0].subver, "/NBXplorer-7/");
         // another network's magic is refused
         let mut s = TcpStream::connect(addr).unwrap();
-        write_msg(&mut s, magic("regtest"), "version", &version_payload(Some(addr), "x", 0)).unwrap();
+        write_msg(
+            &mut s,
+            magic("regtest"),
+            "version",
+            &version_payload(Some(addr), "x", 0),
+        )
+        .unwrap();
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         assert!(read_msg(&mut s, magic("regtest")).is_err());
     }

@@ -43,7 +43,10 @@ fn read_frame(s: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
         b[0] as usize
     };
     if len > 16 << 20 {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "oversized frame"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "oversized frame",
+        ));
     }
     let mut body = vec![0u8; len];
     s.read_exact(&mut body)?;
@@ -73,7 +76,11 @@ fn peer_type(s: &mut TcpStream) -> std::io::Result<String> {
         return Err(bad("expected READY"));
     }
     let text = String::from_utf8_lossy(&body);
-    Ok(["PUB", "SUB", "XPUB", "XSUB"].into_iter().find(|t| text.ends_with(t)).unwrap_or("?").to_string())
+    Ok(["PUB", "SUB", "XPUB", "XSUB"]
+        .into_iter()
+        .find(|t| text.ends_with(t))
+        .unwrap_or("?")
+        .to_string())
 }
 
 /// A PUB socket on `listener`: every SUB peer is greeted and kept; nothing is published, as on
@@ -84,10 +91,13 @@ pub fn publish(listener: TcpListener, what: String) {
         let what = what.clone();
         std::thread::spawn(move || {
             let peer = s.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-            let ok = s.write_all(&greeting()).and_then(|_| peer_type(&mut s)).and_then(|t| {
-                write_frame(&mut s, 0x04, &ready("PUB"))?;
-                Ok(t)
-            });
+            let ok = s
+                .write_all(&greeting())
+                .and_then(|_| peer_type(&mut s))
+                .and_then(|t| {
+                    write_frame(&mut s, 0x04, &ready("PUB"))?;
+                    Ok(t)
+                });
             match ok {
                 Ok(t) => crate::log!("[zmq] {what}: {t} subscriber {peer} connected"),
                 Err(e) => {
@@ -98,7 +108,10 @@ pub fn publish(listener: TcpListener, what: String) {
             // subscriptions, until the subscriber goes away
             while let Ok((_, body)) = read_frame(&mut s) {
                 if body.first() == Some(&1) {
-                    crate::log!("[zmq] {what}: {peer} subscribed to {:?}", String::from_utf8_lossy(&body[1..]));
+                    crate::log!(
+                        "[zmq] {what}: {peer} subscribed to {:?}",
+                        String::from_utf8_lossy(&body[1..])
+                    );
                 }
             }
         });
@@ -107,14 +120,18 @@ pub fn publish(listener: TcpListener, what: String) {
 
 /// A SUB socket connected to `addr` (`tcp://host:port`) and subscribed to `topic`.
 pub fn subscribe(addr: &str, topic: &str, timeout: Duration) -> Result<TcpStream, String> {
-    let hostport = addr.strip_prefix("tcp://").ok_or_else(|| format!("{addr}: only tcp:// is supported"))?;
+    let hostport = addr
+        .strip_prefix("tcp://")
+        .ok_or_else(|| format!("{addr}: only tcp:// is supported"))?;
     let target = hostport
         .to_socket_addrs()
         .map_err(|e| format!("dial tcp {hostport}: lookup: {e}"))?
         .next()
         .ok_or_else(|| format!("dial tcp {hostport}: no address"))?;
-    let mut s = TcpStream::connect_timeout(&target, timeout).map_err(|e| format!("dial tcp {target}: {e}"))?;
-    s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    let mut s = TcpStream::connect_timeout(&target, timeout)
+        .map_err(|e| format!("dial tcp {target}: {e}"))?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
     s.write_all(&greeting()).map_err(|e| e.to_string())?;
     write_frame(&mut s, 0x04, &ready("SUB")).map_err(|e| e.to_string())?;
     let t = peer_type(&mut s).map_err(|e| format!("{target}: {e}"))?;
