@@ -37,6 +37,22 @@ enum Cmd {
     /// Make sure the app's image is present: local storage, else its local build context, else a
     /// pull from a registry node.toml allows.
     EnsureImage { id: String },
+    /// Run the app's init steps that are not done yet (each once: until what it creates exists),
+    /// each in a one-off container of the app's image without a network.
+    Init { id: String },
+    /// Show an init step's kept output (a wallet's seed) to the person at the terminal, once;
+    /// records that it was shown.
+    Reveal {
+        id: String,
+        /// The init step, as the manifest names it.
+        step: String,
+        /// Show it although it was shown before.
+        #[arg(long)]
+        again: bool,
+    },
+    /// Copy a new version of a file the app asked archy to back up ([[backup]] NAME) into
+    /// node.toml's backup_dir, keeping the last ones; run by its path unit.
+    Backup { id: String, name: String },
     /// Exit 1 (the unit is then not started, and not restarted in a loop) when free space under
     /// the app's data dir is below its disk reserve.
     Preflight { id: String },
@@ -73,6 +89,9 @@ fn main() -> ExitCode {
         Cmd::Render { id } => ("render", id.clone(), render(&id)),
         Cmd::EnsureImage { id } => ("ensure-image", id.clone(), ensure_image(&id)),
         Cmd::Preflight { id } => ("preflight", id.clone(), preflight(&id)),
+        Cmd::Init { id } => ("init", id.clone(), init(&id)),
+        Cmd::Backup { id, name } => ("backup", id.clone(), backup(&id, &name)),
+        Cmd::Reveal { id, step, again } => ("reveal", id.clone(), reveal(&id, &step, again)),
         Cmd::Rotate { name } => ("rotate", String::new(), rotate(&name)),
         Cmd::SecretChanged { name } => ("secret-changed", String::new(), secret_changed(&name)),
         Cmd::Status { json } => ("status", String::new(), status(json)),
@@ -258,6 +277,154 @@ fn present_image(
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
+    Ok(())
+}
+
+fn init(id: &str) -> anyhow::Result<()> {
+    let (_, node, app) = valid_app(id)?;
+    let state = state()?;
+    let log = HookLog::new("init", Some(id));
+    let data = std::path::Path::new(node.data_dir.as_str()).join(id);
+    for step in &app.manifest.init {
+        let name = step.name.as_str();
+        let creates =
+            archy::init::creates(&node, &app.manifest, step).map_err(anyhow::Error::msg)?;
+        let done = || {
+            archy::init::is_done(&data, creates.as_str())
+                .with_context(|| format!("init step `{name}`"))
+        };
+        if done()? {
+            continue;
+        }
+        log.notice(&format!(
+            "running init step `{name}`: {} is missing",
+            creates.as_str()
+        ));
+        let args = archy::init::podman_args(&node, &app.manifest, &state, step);
+        let out = podman::run_step(&args, step.keep_output).context("running podman")?;
+        if !out.status.success() {
+            bail!(
+                "init step `{name}` failed ({}); its output is in this unit's journal",
+                out.status
+            );
+        }
+        if !done()? {
+            bail!(
+                "init step `{name}` ran but did not create {}",
+                data.join(creates.as_str()).display()
+            );
+        }
+        if step.keep_output {
+            keep_output(&state, id, name, &out.stdout, &log)?;
+        } else {
+            log.notice(&format!("init step `{name}` done"));
+        }
+    }
+    Ok(())
+}
+
+/// Keeps a step's output 0600 in the app's state; one kept before is moved aside, never lost.
+fn keep_output(
+    state: &std::path::Path,
+    id: &str,
+    step: &str,
+    output: &[u8],
+    log: &HookLog,
+) -> anyhow::Result<()> {
+    let dir = archy::init::output_dir(state, id);
+    archy::secrets::create_private_dir(&dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let file = archy::init::output_file(state, id, step);
+    if std::fs::symlink_metadata(&file).is_ok() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let aside = archy::init::replaced_file(state, id, step, now);
+        std::fs::rename(&file, &aside)
+            .with_context(|| format!("moving {} aside", file.display()))?;
+        log.warning(&format!(
+            "init step `{step}` ran again: its earlier output is kept in {}",
+            aside.display()
+        ));
+        let _ = std::fs::remove_file(archy::init::shown_marker(state, id, step));
+    }
+    archy::atomic::write(&file, output, 0o600)
+        .with_context(|| format!("writing {}", file.display()))?;
+    log.notice(&format!(
+        "init step `{step}` done; its output is kept in {} (0600): show it with \
+         `archy-hook reveal {id} {step}`",
+        file.display()
+    ));
+    Ok(())
+}
+
+fn backup(id: &str, name: &str) -> anyhow::Result<()> {
+    let (_, node, app) = valid_app(id)?;
+    let Some(b) = app.manifest.backup.iter().find(|b| b.name.as_str() == name) else {
+        bail!("app `{id}` declares no [[backup]] `{name}`");
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let log = HookLog::new("backup", Some(id));
+    match archy::backup::copy_new_version(&node, &app.manifest, b, now)
+        .map_err(|e| anyhow::anyhow!("backup `{name}`: {e}"))?
+    {
+        archy::backup::Outcome::Missing => log.notice(&format!("backup `{name}`: the app has not written it yet")),
+        archy::backup::Outcome::Unchanged => log.notice(&format!("backup `{name}`: unchanged")),
+        archy::backup::Outcome::Copied { version, bytes, pruned } => log.notice(&format!(
+            "backup `{name}`: copied {bytes} bytes to {}; {pruned} older version(s) removed, the last {} kept",
+            version.display(),
+            b.keep
+        )),
+    }
+    Ok(())
+}
+
+fn reveal(id: &str, step: &str, again: bool) -> anyhow::Result<()> {
+    let (_, _, app) = valid_app(id)?;
+    if !app
+        .manifest
+        .init
+        .iter()
+        .any(|s| s.name.as_str() == step && s.keep_output)
+    {
+        bail!("app `{id}` has no init step `{step}` that keeps its output");
+    }
+    let state = state()?;
+    let file = archy::init::output_file(&state, id, step);
+    let marker = archy::init::shown_marker(&state, id, step);
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        bail!("not showing it: standard output is not a terminal (it is shown to a person only)");
+    }
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!(
+                "nothing kept yet: the step has not run ({} is missing)",
+                file.display()
+            )
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+    };
+    if let (false, Ok(when)) = (again, std::fs::read_to_string(&marker)) {
+        bail!(
+            "already shown ({}); `archy-hook reveal {id} {step} --again` shows it once more",
+            when.trim()
+        );
+    }
+    println!("{}", text.trim_end());
+    let now = std::process::Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d %H:%M:%S UTC")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    archy::atomic::write(&marker, format!("shown at {now}\n").as_bytes(), 0o600)
+        .with_context(|| format!("writing {}", marker.display()))?;
+    HookLog::new("reveal", Some(id)).notice(&format!(
+        "showed init step `{step}`'s output at the terminal"
+    ));
     Ok(())
 }
 

@@ -416,6 +416,71 @@ fn check_one(m: &Manifest, path: &std::path::Path, paths: &Paths) -> Vec<InputEr
             "is shorter than restart_delay".into(),
         );
     }
+    let mut steps = BTreeSet::new();
+    for step in &m.init {
+        if !steps.insert(step.name.as_str()) {
+            err("[[init]] name", format!("`{}` is listed twice", step.name));
+        }
+        if step.command.is_empty() {
+            err(
+                "[[init]] command",
+                format!("step `{}`: is empty", step.name),
+            );
+        }
+        for (i, arg) in step.command.iter().enumerate() {
+            if let Some(why) = lost_word(arg.as_str()) {
+                err(
+                    "[[init]] command",
+                    format!("step `{}`: item {i} {why}", step.name),
+                );
+            }
+        }
+        if step
+            .creates
+            .as_str()
+            .split('/')
+            .all(|p| p.is_empty() || p == ".")
+        {
+            err(
+                "[[init]] creates",
+                format!("step `{}`: names the data dir itself", step.name),
+            );
+        }
+    }
+    let mut backups = BTreeSet::new();
+    for b in &m.backup {
+        if !backups.insert(b.name.as_str()) {
+            err("[[backup]] name", format!("`{}` is listed twice", b.name));
+        }
+        if !(1..=1000).contains(&b.keep) {
+            err(
+                "[[backup]] keep",
+                format!("backup `{}`: must be 1 to 1000, not {}", b.name, b.keep),
+            );
+        }
+        if let Err(e) = crate::backup::source(&Default::default(), m, b) {
+            err("[[backup]] path", e);
+        }
+        if !crate::init::has_data(m) {
+            err(
+                "[[backup]] path",
+                format!(
+                    "backup `{}`: the app mounts no data volume of its own",
+                    b.name
+                ),
+            );
+        }
+    }
+    if m.id() == crate::backup::DEFAULT_DIR {
+        err(
+            "[app] id",
+            format!(
+                "`{}` is reserved: node.toml's default backup_dir is <data_dir>/{}",
+                m.id(),
+                crate::backup::DEFAULT_DIR
+            ),
+        );
+    }
     let mut templates = BTreeSet::new();
     for f in &m.config {
         if !templates.insert(f.template.as_str()) {

@@ -5,6 +5,7 @@
 //! `generator/` and `hooks/` only parse arguments and call into it.
 
 pub mod atomic;
+pub mod backup;
 pub mod catalog;
 pub mod config;
 pub mod disk;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod escape;
 pub mod generate;
 pub mod graph;
+pub mod init;
 pub mod journal;
 pub mod load;
 pub mod log;

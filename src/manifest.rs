@@ -29,6 +29,50 @@ pub struct Manifest {
     /// Config files rendered from templates by `archy-hook render` and mounted read-only.
     #[serde(default)]
     pub config: Vec<ConfigFile>,
+    /// Steps run once, before the app's first start, by `archy-hook init`.
+    #[serde(default)]
+    pub init: Vec<InitStep>,
+    /// Files the app rewrites that archy copies, each new version, to node.toml's backup_dir.
+    #[serde(default)]
+    pub backup: Vec<BackupFile>,
+}
+
+/// A file below the app's data dir (lnd's `channel.backup`) that a path unit watches: each new
+/// version is copied by `archy-hook backup` to `<backup_dir>/<id>/<name>/`, the last `keep` kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupFile {
+    /// Names the backup (its units and its directory).
+    pub name: Id,
+    /// Below the app's data dir; a template like `[[init]] creates`.
+    pub path: Text,
+    /// How many versions are kept.
+    #[serde(default = "default_backup_keep")]
+    pub keep: u32,
+}
+
+/// A step run once, before the app's first start (say, creating lnd's wallet): in a container
+/// of the app's image, as its user, with its volumes, configs and environment, and without a
+/// network. It is done once `creates` exists.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitStep {
+    /// Names the step (and its saved output).
+    pub name: Id,
+    /// What runs in the container, replacing the image's entrypoint and command.
+    pub command: Vec<Text>,
+    /// Below the app's data dir: present when the step is done, so it is not run again. A
+    /// template with the configs' variables but `secrets` (`{{ node.network }}`: a wallet per
+    /// network).
+    pub creates: Text,
+    /// The longest the step may run.
+    #[serde(default = "default_init_timeout")]
+    pub timeout: Duration,
+    /// Keep what the step prints on its standard output (a wallet's seed, say) in a 0600 file
+    /// of the app's state, for `archy-hook reveal`; it is not logged. Default false: its output
+    /// goes to the journal.
+    #[serde(default)]
+    pub keep_output: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -400,6 +444,12 @@ fn default_restart_max_delay() -> Duration {
 }
 fn default_start_timeout() -> Timeout {
     Timeout::finite(Duration::from_secs(300))
+}
+fn default_backup_keep() -> u32 {
+    10
+}
+fn default_init_timeout() -> Duration {
+    Duration::from_secs(300)
 }
 fn default_stop_timeout() -> Duration {
     Duration::from_secs(30)

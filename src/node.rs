@@ -19,6 +19,9 @@ pub struct NodeSettings {
     /// Parent of each app's data directory, `<data_dir>/<id>/`.
     #[serde(default = "default_data_dir")]
     pub data_dir: AbsPath,
+    /// Where `[[backup]]` copies go, `<backup_dir>/<id>/<name>/`. Default: `<data_dir>/backups`.
+    #[serde(default)]
+    pub backup_dir: Option<AbsPath>,
     /// Free space every app needs under its data dir before it starts.
     #[serde(default = "default_disk_reserve")]
     pub disk_reserve: ByteSize,
@@ -48,6 +51,7 @@ impl Default for NodeSettings {
             network: BitcoinNetwork::default(),
             subnet: Subnet::default(),
             data_dir: default_data_dir(),
+            backup_dir: None,
             disk_reserve: default_disk_reserve(),
             providers: BTreeMap::new(),
             registries: Registries::default(),
@@ -56,6 +60,14 @@ impl Default for NodeSettings {
 }
 
 impl NodeSettings {
+    /// `backup_dir`, or its default below `data_dir` (no app has the id `backups`).
+    pub fn backup_dir(&self) -> String {
+        match &self.backup_dir {
+            Some(d) => d.as_str().to_string(),
+            None => format!("{}/{}", self.data_dir, crate::backup::DEFAULT_DIR),
+        }
+    }
+
     /// The app chosen to provide `name`, among `providers` (sorted by id).
     pub fn choose_provider<'a>(&self, name: &str, providers: &[&'a str]) -> Option<&'a str> {
         let wanted = self

@@ -62,6 +62,22 @@ pub fn pull(reference: &str, tls_verify: bool) -> std::io::Result<Output> {
     run(c)
 }
 
+/// `podman ARGS...` for an init step: its standard error goes to the caller's (the unit's
+/// journal); its standard output too, unless `keep` (then it is returned, never logged).
+pub fn run_step(args: &[String], keep: bool) -> std::io::Result<Output> {
+    let mut c = podman();
+    // the step runs in the app unit's ExecStartPre=: the unit's notify socket is for the app's
+    // container, not for this one's podman
+    c.env_remove("NOTIFY_SOCKET");
+    c.args(args).stderr(Stdio::inherit());
+    if keep {
+        c.stdout(Stdio::piped());
+    } else {
+        c.stdout(Stdio::inherit());
+    }
+    c.output()
+}
+
 /// The health status podman reports for a container (`healthy`, `unhealthy`, `starting`, or
 /// empty without a health check); None when there is no such container.
 pub fn health(container: &str) -> Option<String> {

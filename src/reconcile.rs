@@ -219,7 +219,11 @@ pub fn reconcile(paths: &Paths, log: &HookLog) -> anyhow::Result<Summary> {
             .map(|u| format!("archy-{}.service", u.id))
             .collect();
         if !units.is_empty() {
-            systemctl::run("stop", &units).context("stopping removed apps")?;
+            // their backup watchers (PartOf= the app) too, by pattern: they go even when a
+            // daemon-reload has already dropped that link
+            let watchers = gone.iter().map(|u| format!("archy-{}-backup-*.path", u.id));
+            let all: Vec<String> = units.iter().cloned().chain(watchers).collect();
+            systemctl::run("stop", &all).context("stopping removed apps")?;
             for u in &gone {
                 // the unit's ExecStopPost removes it; a container left by an older stop goes too
                 let _ = Command::new("podman")

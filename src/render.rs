@@ -85,6 +85,21 @@ pub fn render_all(node: &NodeSettings, catalog: &Catalog, ctx: &Context) -> Rend
         .map(|id| format!("archy-{id}.service"))
         .collect();
     wants.extend(secrets.iter().map(|s| format!("archy-secret@{s}.path")));
+    // a watcher per file an app asks archy to back up ([[backup]])
+    for app in catalog.valid.values().filter(|a| a.in_target) {
+        match crate::backup::units(node, &app.manifest, &app.source, &ctx.hook) {
+            Ok(units) => {
+                wants.extend(
+                    units
+                        .iter()
+                        .map(|(n, _)| n.clone())
+                        .filter(|n| n.ends_with(".path")),
+                );
+                out.units.extend(units);
+            }
+            Err(e) => out.problems.push(format!("{}: {e}", app.source.display())),
+        }
+    }
     // manifest changes are applied while the apps run (units/archy-reconcile.path)
     wants.push("archy-reconcile.path".to_string());
     out.units.push((TARGET.to_string(), target_file(&wants)));
@@ -352,11 +367,15 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
         sv.set("ExecStartPre", format!("{} render {id}", ctx.hook));
     }
     sv.set("ExecStartPre", format!("{} ensure-image {id}", ctx.hook));
+    if !m.init.is_empty() {
+        // after the image is there; each step is done once
+        sv.set("ExecStartPre", format!("{} init {id}", ctx.hook));
+    }
     u
 }
 
 /// The host directory a volume mounts, in the units' terms (`%S` for the state dir).
-fn volume_source(node: &NodeSettings, id: &str, v: &crate::manifest::Volume) -> String {
+pub fn volume_source(node: &NodeSettings, id: &str, v: &crate::manifest::Volume) -> String {
     let base = match v.from {
         VolumeSource::Data => format!("{}/{}", node.data_dir, v.owner(id)),
         VolumeSource::State => format!("{STATE}/{id}"),

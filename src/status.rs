@@ -109,8 +109,12 @@ fn detail(unit: &UnitFacts, health: &HealthFacts, deps: &[(String, String)]) -> 
         };
     }
     let running = matches!(unit.active.as_str(), "active" | "activating" | "reloading");
-    if !running || health.status == "healthy" || health.status.is_empty() {
+    if !running || health.status.is_empty() {
         return String::new();
+    }
+    if health.status == "healthy" {
+        // what a passing check says of the app ("serving; syncing its graph"), if anything
+        return health.output.clone().unwrap_or_default();
     }
     match (&health.output, health.status.as_str()) {
         (Some(out), _) => out.clone(),
@@ -207,16 +211,25 @@ mod tests {
     }
 
     #[test]
-    fn a_healthy_app_has_no_detail_and_no_error() {
+    fn a_healthy_app_has_what_its_check_said_and_no_error() {
         let r = row(
             "x",
             &unit("active", "running"),
-            &health("healthy", Some("serving")),
+            &health("healthy", Some("serving; syncing its graph")),
             &[],
             ManifestState::Ok,
             Some("info: listening".into()),
         );
-        assert_eq!(r.detail, "");
+        assert_eq!(r.detail, "serving; syncing its graph");
+        let quiet = row(
+            "x",
+            &unit("active", "running"),
+            &health("healthy", None),
+            &[],
+            ManifestState::Ok,
+            None,
+        );
+        assert_eq!(quiet.detail, "");
         assert_eq!(r.error, "");
         assert_eq!(r.health, "healthy");
         // but a stale manifest's error shows, and a failing app's last error

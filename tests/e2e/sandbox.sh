@@ -76,7 +76,7 @@ MARKER=.archy-e2e-recipe
 
 PACKAGES=(podman systemd crun dbus dbus-user-session uidmap catatonit netavark aardvark-dns passt
   busybox-static nftables util-linux procps bats nginx-light curl ca-certificates iproute2
-  postgresql-17 mariadb-server-core mariadb-client-core)
+  postgresql-17 mariadb-server-core mariadb-client-core jq wget)
 
 log() { printf '[sandbox] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }

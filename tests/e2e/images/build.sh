@@ -11,8 +11,9 @@
 #   $BITCOIN_DATA, appends -datadir, then runs bitcoind as uid 101 via gosu; debian-slim tools
 #   (sh, grep, ...; no wget/curl). CMD bitcoind.
 # docker.io/lightninglabs/lnd:v0.21.2-beta - ENTRYPOINT ["lnd"] (a command's first word "lnd"
-#   becomes an ignored positional argument), runs as root, VOLUME /root/.lnd, alpine tools
-#   (sh, grep, wget; not bash, jq, curl).
+#   becomes an ignored positional argument), runs as root, VOLUME /root/.lnd; alpine with
+#   `apk add bash jq ca-certificates gnupg wget` (lnd's Dockerfile, final stage): bash, jq and
+#   GNU wget here are Debian's (no gnupg: nothing archy runs uses it); lnd and lncli the stand-in.
 # docker.io/nginxinc/nginx-unprivileged:1.29-alpine - the real nginx (Debian's build), upstream's
 #   nginx.conf for this image (pid and temp paths in /tmp, logs symlinked to /dev/stdout and
 #   /dev/stderr, include conf.d/*.conf), USER 101, STOPSIGNAL SIGQUIT, /docker-entrypoint.sh,
@@ -136,7 +137,12 @@ EOF
 lnd_rootfs() {
   local r=$1
   base "$r"
-  add_busybox "$r" "${ALPINE_TOOLS[@]}"
+  # GNU wget, not busybox's: the image installs the wget package
+  local tools=() t
+  for t in "${ALPINE_TOOLS[@]}" seq; do [ "$t" = wget ] || tools+=("$t"); done
+  add_busybox "$r" "${tools[@]}"
+  copy_packages "$r" bash jq wget ca-certificates
+  [ -e "$r/bin/bash" ] || ln -s /usr/bin/bash "$r/bin/bash"
   add_bin "$r" "$STANDIN" /usr/local/bin/standin
   ln -s /usr/local/bin/standin "$r/bin/lnd"
   ln -s /usr/local/bin/standin "$r/bin/lncli"

@@ -159,11 +159,25 @@ impl rustls::client::danger::ServerCertVerifier for Pinned {
 }
 
 /// One request over TLS to `addr`, trusting only the PEM certificate `cert_pem`.
+#[cfg(test)]
 pub fn request(
     addr: &str,
     cert_pem: &str,
     method: &str,
     path: &str,
+    body: &str,
+    timeout: Duration,
+) -> Result<http::Reply, String> {
+    request_with(addr, cert_pem, method, path, &[], body, timeout)
+}
+
+/// `request` with extra headers.
+pub fn request_with(
+    addr: &str,
+    cert_pem: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
     body: &str,
     timeout: Duration,
 ) -> Result<http::Reply, String> {
@@ -187,8 +201,12 @@ pub fn request(
     let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
     let conn = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
     let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
     tls.write_all(req.as_bytes())

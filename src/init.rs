@@ -1,0 +1,258 @@
+//! An app's init steps (`[[init]]`): what `archy-hook init` decides (whether a step is done, how
+//! its one-off container runs) and where a step's kept output lives. Pure but for reading the
+//! data dir; the hook runs podman.
+
+use crate::manifest::{InitStep, Manifest, VolumeSource};
+use crate::node::NodeSettings;
+use crate::text::SubPath;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The step's `creates`, rendered for this node and checked (see [`data_path`]).
+pub fn creates(node: &NodeSettings, m: &Manifest, step: &InitStep) -> Result<SubPath, String> {
+    let key = format!("[[init]] creates (step `{}`)", step.name);
+    data_path(node, m, &key, step.creates.as_str())
+}
+
+/// A path below the app's data dir written as a template (`{{ node.network }}`...; no
+/// secrets), rendered for this node and checked: relative, no `..`, not the dir itself. The
+/// error names `key`.
+pub fn data_path(
+    node: &NodeSettings,
+    m: &Manifest,
+    key: &str,
+    template: &str,
+) -> Result<SubPath, String> {
+    let vars = crate::config::variables(m, node, &Default::default());
+    let text =
+        crate::config::render_text(Path::new(key), template, &vars).map_err(|e| e.to_string())?;
+    let path = SubPath::try_from(text).map_err(|e| format!("{key}: {e}"))?;
+    if path.as_str().split('/').all(|p| p.is_empty() || p == ".") {
+        return Err(format!("{key}: names the data dir itself"));
+    }
+    Ok(path)
+}
+
+/// Whether `creates` exists below `data` (the app's data dir), looked at without following a
+/// symbolic link anywhere below `data`: the app's container can write there, and a link it
+/// planted must not make a step look done (or make archy look elsewhere).
+pub fn is_done(data: &Path, creates: &str) -> io::Result<bool> {
+    let mut at = data.to_path_buf();
+    for part in creates.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(io::Error::other(format!(
+                    "{} is a symbolic link: refusing to follow it",
+                    at.display()
+                )))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// `<state>/<id>/init/`: the kept outputs (0700), never mounted into a container.
+pub fn output_dir(state: &Path, id: &str) -> PathBuf {
+    state.join(id).join("init")
+}
+
+/// Where a step's output is kept.
+pub fn output_file(state: &Path, id: &str, step: &str) -> PathBuf {
+    output_dir(state, id).join(step)
+}
+
+/// Where a kept output that a new run of its step would replace is moved first (a wallet
+/// created for another network keeps its seed): `<step>.replaced-<unix time>`.
+pub fn replaced_file(state: &Path, id: &str, step: &str, unix_time: u64) -> PathBuf {
+    output_dir(state, id).join(format!("{step}.replaced-{unix_time}"))
+}
+
+/// The marker saying when a kept output was shown.
+pub fn shown_marker(state: &Path, id: &str, step: &str) -> PathBuf {
+    output_dir(state, id).join(format!("{step}.shown"))
+}
+
+/// The arguments of `podman` for the step's one-off container: the app's image, user, volumes,
+/// configs, tmpfs and environment, its hardening, no network, the step's command in place of
+/// the image's entrypoint, killed after the step's timeout. `state` is the resolved
+/// `$XDG_STATE_HOME/archipelago`.
+pub fn podman_args(
+    node: &NodeSettings,
+    m: &Manifest,
+    state: &Path,
+    step: &InitStep,
+) -> Vec<String> {
+    let id = m.id();
+    let c = &m.container;
+    let resolve = |src: String| match src.strip_prefix(crate::render::STATE) {
+        Some(rest) => format!("{}{rest}", state.display()),
+        None => src,
+    };
+    let mut a: Vec<String> = [
+        "run",
+        "--rm",
+        "--replace",
+        "--name",
+        &format!("archy-{id}-init-{}", step.name),
+        "--network",
+        "none",
+        "--pull",
+        "never",
+        "--cap-drop",
+        "all",
+        "--security-opt",
+        "no-new-privileges",
+        "--timeout",
+        &step.timeout.whole_secs().to_string(),
+        "--label",
+        &format!("archy.init={id}"),
+        // the step's output reaches the hook only (a seed is never in a log): passthrough gives
+        // the container the hook's own stdout and stderr, with nothing logged by podman
+        "--log-driver",
+        "passthrough",
+        // in the unit's own cgroup (as quadlet runs the app): the journal files the step's
+        // stderr under the app's unit, and stopping the unit stops the step
+        "--cgroups",
+        "split",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Some(user) = &c.user {
+        let (uid, gid) = user.ids();
+        a.push(format!("--user={uid}:{gid}"));
+        if uid != 0 {
+            a.push(format!("--userns=keep-id:uid={uid},gid={gid}"));
+        }
+    }
+    if let Some(ns) = &c.userns {
+        a.push(format!("--userns={ns}"));
+    }
+    if c.read_only {
+        a.push("--read-only".into());
+    }
+    for v in &c.volumes {
+        let src = resolve(crate::render::volume_source(node, id, v));
+        let ro = if v.is_read_only() { ":ro" } else { "" };
+        a.push("--volume".into());
+        a.push(format!("{src}:{}{ro}", v.target));
+    }
+    for f in &m.config {
+        let src = crate::config::config_dir(state, id).join(f.template.as_str());
+        a.push("--volume".into());
+        a.push(format!("{}:{}:ro", src.display(), f.target));
+    }
+    for t in &c.tmpfs {
+        a.push(format!("--tmpfs={t}"));
+    }
+    for (k, v) in &c.environment {
+        a.push(format!("--env={k}={v}"));
+    }
+    let words: Vec<&str> = step.command.iter().map(|w| w.as_str()).collect();
+    a.push(format!(
+        "--entrypoint={}",
+        serde_json::to_string(&words).expect("strings serialise")
+    ));
+    a.push(m.image.reference.as_str().to_string());
+    a
+}
+
+/// Whether the app mounts any data volume of its own (`creates` is below its data dir).
+pub fn has_data(m: &Manifest) -> bool {
+    m.container
+        .volumes
+        .iter()
+        .any(|v| v.from == VolumeSource::Data && v.app.is_none())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(extra: &str) -> Manifest {
+        toml::from_str(&format!(
+            "[app]\nid = \"lnd\"\n[image]\nref = \"docker.io/lightninglabs/lnd:v1\"\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_step_runs_like_the_app_without_a_network() {
+        let m = manifest(
+            "[container]\nenvironment = { A = \"b\" }\n\
+             [[container.volumes]]\nfrom = \"data\"\ntarget = \"/root/.lnd\"\n\
+             [[container.volumes]]\nfrom = \"secrets\"\nsubpath = \"w\"\ntarget = \"/run/secrets/w\"\n\
+             [secrets]\nw = \"password\"\n\
+             [[config]]\ntemplate = \"lnd.conf\"\ntarget = \"/etc/lnd/lnd.conf\"\n\
+             [[init]]\nname = \"wallet\"\ncommand = [\"/bin/sh\", \"/etc/lnd/create-wallet.sh\"]\ncreates = \"data/chain/bitcoin/{{ node.network }}/wallet.db\"\nkeep_output = true\n",
+        );
+        let a = podman_args(
+            &NodeSettings::default(),
+            &m,
+            Path::new("/s/archipelago"),
+            &m.init[0],
+        );
+        let text = a.join(" ");
+        for want in [
+            "--network none",
+            "--cap-drop all",
+            "--timeout 300",
+            "--name archy-lnd-init-wallet",
+            "--volume /var/lib/archipelago/lnd:/root/.lnd",
+            "--volume /s/archipelago/secrets/w:/run/secrets/w:ro",
+            "--volume /s/archipelago/lnd/config/lnd.conf:/etc/lnd/lnd.conf:ro",
+            "--env=A=b",
+            "--entrypoint=[\"/bin/sh\",\"/etc/lnd/create-wallet.sh\"]",
+        ] {
+            assert!(text.contains(want), "{want} not in {text}");
+        }
+        assert_eq!(a.last().unwrap(), "docker.io/lightninglabs/lnd:v1");
+        assert!(has_data(&m));
+        assert_eq!(
+            creates(&NodeSettings::default(), &m, &m.init[0])
+                .unwrap()
+                .as_str(),
+            "data/chain/bitcoin/mainnet/wallet.db"
+        );
+    }
+
+    #[test]
+    fn creates_must_render_to_a_path_below_the_data_dir() {
+        let step = |c: &str| {
+            manifest(&format!(
+                "[[init]]\nname = \"s\"\ncommand = [\"true\"]\ncreates = \"{c}\"\n"
+            ))
+        };
+        let node = NodeSettings::default();
+        for (bad, why) in [
+            ("../x", "`..`"),
+            ("{{ nope }}", "undefined"),
+            ("{{ secrets.x }}", "undefined"),
+            (".", "data dir itself"),
+            ("a b", "characters"),
+        ] {
+            let m = step(bad);
+            let e = creates(&node, &m, &m.init[0]).unwrap_err();
+            assert!(e.contains(why) && e.contains("creates"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn done_means_there_and_never_through_a_link() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(!is_done(d.path(), "a/b/wallet.db").unwrap());
+        std::fs::create_dir_all(d.path().join("a/b")).unwrap();
+        std::fs::write(d.path().join("a/b/wallet.db"), "x").unwrap();
+        assert!(is_done(d.path(), "a/b/wallet.db").unwrap());
+        // a link the container planted, to somewhere that has the file
+        let other = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(other.path().join("b")).unwrap();
+        std::fs::write(other.path().join("b/wallet.db"), "x").unwrap();
+        std::os::unix::fs::symlink(other.path(), d.path().join("c")).unwrap();
+        assert!(is_done(d.path(), "c/b/wallet.db").is_err());
+    }
+}
