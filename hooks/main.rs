@@ -53,6 +53,15 @@ enum Cmd {
     /// Copy a new version of a file the app asked archy to back up ([[backup]] NAME) into
     /// node.toml's backup_dir, keeping the last ones; run by its path unit.
     Backup { id: String, name: String },
+    /// Delete what a removed app left: its data, state (configs, kept init outputs such as a
+    /// wallet seed), backups and the secrets only it declared. Lists them and deletes nothing
+    /// without --yes; refuses while the app has a manifest.
+    Purge {
+        id: String,
+        /// Delete them.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Exit 1 (the unit is then not started, and not restarted in a loop) when free space under
     /// the app's data dir is below its disk reserve.
     Preflight { id: String },
@@ -91,6 +100,7 @@ fn main() -> ExitCode {
         Cmd::Preflight { id } => ("preflight", id.clone(), preflight(&id)),
         Cmd::Init { id } => ("init", id.clone(), init(&id)),
         Cmd::Backup { id, name } => ("backup", id.clone(), backup(&id, &name)),
+        Cmd::Purge { id, yes } => ("purge", id.clone(), purge(&id, yes)),
         Cmd::Reveal { id, step, again } => ("reveal", id.clone(), reveal(&id, &step, again)),
         Cmd::Rotate { name } => ("rotate", String::new(), rotate(&name)),
         Cmd::SecretChanged { name } => ("secret-changed", String::new(), secret_changed(&name)),
@@ -182,6 +192,65 @@ fn secrets(id: &str) -> anyhow::Result<()> {
         if created {
             log.notice(&format!("created secret `{name}`"));
         }
+    }
+    // what the app declared, for a purge once its manifest is gone
+    let names: String = app
+        .manifest
+        .secrets
+        .keys()
+        .map(|n| format!("{n}\n"))
+        .collect();
+    let file = archy::purge::secret_names_file(&state, id);
+    archy::secrets::create_private_dir(file.parent().expect("below the state dir"))
+        .and_then(|()| archy::atomic::write(&file, names.as_bytes(), 0o600))
+        .with_context(|| format!("writing {}", file.display()))?;
+    Ok(())
+}
+
+fn purge(id: &str, yes: bool) -> anyhow::Result<()> {
+    let id = archy::text::Id::try_from(id.to_string()).map_err(anyhow::Error::msg)?;
+    let id = id.as_str();
+    let paths = Paths::from_env();
+    let (node, catalog) = generate::load_catalog(&paths);
+    let node = node.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let state = state()?;
+    let installed = catalog.ids().contains(id);
+    let in_use: std::collections::BTreeSet<String> = catalog
+        .valid
+        .values()
+        .flat_map(|a| a.manifest.secrets.keys().map(|k| k.to_string()))
+        .collect();
+    let declared: Vec<String> =
+        std::fs::read_to_string(archy::purge::secret_names_file(&state, id))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
+    let exists = |p: &std::path::Path| std::fs::symlink_metadata(p).is_ok();
+    let items = match archy::purge::plan(&node, &state, id, installed, &declared, &in_use, exists) {
+        Ok(items) => items,
+        Err(archy::purge::Refusal::Installed) => bail!(
+            "app `{id}` is installed: remove it first (its manifest or package); purge deletes only what a removed app left"
+        ),
+        Err(archy::purge::Refusal::Nothing) => bail!("nothing of app `{id}` is left to purge"),
+    };
+    if podman::container_exists(&format!("archy-{id}")) {
+        bail!("the container archy-{id} still exists: stop the app first");
+    }
+    println!("purging app `{id}` deletes, for good:");
+    for i in &items {
+        println!("  {}: {}", i.path.display(), i.what);
+    }
+    if !yes {
+        bail!("nothing deleted: run `archy-hook purge {id} --yes` to delete the above");
+    }
+    let log = HookLog::new("purge", Some(id));
+    for i in &items {
+        // files the app's container wrote may belong to its subordinate ids: delete in podman's
+        // user namespace, where the service user owns them all; rm never follows a link
+        let path = i.path.to_string_lossy().into_owned();
+        podman::unshare_remove(&path).with_context(|| format!("deleting {path}"))?;
+        log.notice(&format!("purged {path}: {}", i.what));
     }
     Ok(())
 }
@@ -302,17 +371,20 @@ fn init(id: &str) -> anyhow::Result<()> {
         ));
         let args = archy::init::podman_args(&node, &app.manifest, &state, step);
         let out = podman::run_step(&args, step.keep_output).context("running podman")?;
-        if !out.status.success() {
+        if !done()? {
             bail!(
-                "init step `{name}` failed ({}); its output is in this unit's journal",
+                "init step `{name}` did not create {} ({}); its messages are in this unit's journal",
+                data.join(creates.as_str()).display(),
                 out.status
             );
         }
-        if !done()? {
-            bail!(
-                "init step `{name}` ran but did not create {}",
-                data.join(creates.as_str()).display()
-            );
+        if !out.status.success() {
+            // what it made is there: its output may be the only copy of a seed, so keep it
+            log.warning(&format!(
+                "init step `{name}` created {} but then failed ({}): keeping its output",
+                creates.as_str(),
+                out.status
+            ));
         }
         if step.keep_output {
             keep_output(&state, id, name, &out.stdout, &log)?;

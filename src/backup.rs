@@ -34,9 +34,14 @@ pub fn source(node: &NodeSettings, m: &Manifest, b: &BackupFile) -> Result<PathB
         .join(rel.as_str()))
 }
 
+/// `<backup_dir>/<id>`.
+pub fn app_dir(node: &NodeSettings, id: &str) -> PathBuf {
+    Path::new(&node.backup_dir()).join(id)
+}
+
 /// `<backup_dir>/<id>/<name>`.
 pub fn dest_dir(node: &NodeSettings, id: &str, name: &str) -> PathBuf {
-    Path::new(&node.backup_dir()).join(id).join(name)
+    app_dir(node, id).join(name)
 }
 
 /// The path unit and the oneshot service it starts, for each backup of the app.

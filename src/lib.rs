@@ -22,6 +22,7 @@ pub mod manifest;
 pub mod node;
 pub mod paths;
 pub mod podman;
+pub mod purge;
 pub mod reconcile;
 pub mod render;
 pub mod secrets;

@@ -62,6 +62,30 @@ pub fn pull(reference: &str, tls_verify: bool) -> std::io::Result<Output> {
     run(c)
 }
 
+/// Whether a container of that name exists (running or not).
+pub fn container_exists(name: &str) -> bool {
+    let mut c = podman();
+    c.args(["container", "exists", name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c.status().is_ok_and(|s| s.success())
+}
+
+/// `podman unshare rm -rf --one-file-system -- PATH`: deletes a tree whatever subordinate id of
+/// the service user owns its files; fails with rm's message.
+pub fn unshare_remove(path: &str) -> std::io::Result<()> {
+    let mut c = podman();
+    c.args(["unshare", "rm", "-rf", "--one-file-system", "--", path]);
+    let out = c.output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ))
+    }
+}
+
 /// `podman ARGS...` for an init step: its standard error goes to the caller's (the unit's
 /// journal); its standard output too, unless `keep` (then it is returned, never logged).
 pub fn run_step(args: &[String], keep: bool) -> std::io::Result<Output> {

@@ -180,3 +180,25 @@ serve_secs() { wait_for "$WAIT" serving || fail "lnd does not serve: $(why lnd)"
   wait_for 30 eval '[ "$(prop archy-lnd-backup-channels.path ActiveState)" = active ]' || fail "no backup watcher after the reinstall"
   note "reinstalled: the same node $(cut -c1-16 "$W/identity")…, serving ${s}s after the manifest came back"
 }
+
+@test "purging a removed lnd takes an explicit command that says what is lost; then a new wallet" {
+  ! as_node "$HOOK" purge lnd --yes >"$W/purge" 2>&1 || fail "purged an installed app"
+  grep -q 'is installed: remove it first' "$W/purge" || fail "$(cat "$W/purge")"
+  ln -sf /dev/null /etc/archipelago/apps/lnd.toml
+  wait_for 60 eval '! upodman container exists archy-lnd' || fail "lnd still runs"
+  ! as_node "$HOOK" purge lnd >"$W/purge" 2>&1 || fail "purge without --yes succeeded"
+  for what in "$LND:" "$NODE_STATE/archipelago/lnd:.*seed" "$DATA/backups/lnd:" "secrets/lnd-wallet:" "nothing deleted"; do
+    grep -q "$what" "$W/purge" || fail "purge does not say $what: $(cat "$W/purge")"
+  done
+  ! grep -q 'secrets/bitcoind-rpc' "$W/purge" || fail "would purge a secret bitcoin-core still uses"
+  [ -f "$SEED" ] && [ -f "$LND/data/chain/bitcoin/mainnet/wallet.db" ] || fail "deleted without --yes"
+  as_node "$HOOK" purge lnd --yes >"$W/purge" 2>&1 || fail "purge --yes: $(cat "$W/purge")"
+  [ ! -e "$LND" ] && [ ! -e "$SEED" ] && [ ! -e "$PASSWORD" ] && [ ! -e "$DATA/backups/lnd" ] || fail "left: $(ls -d "$LND" "$SEED" "$PASSWORD" "$DATA/backups/lnd" 2>&1)"
+  [ -f "$NODE_STATE/archipelago/secrets/bitcoind-rpc/password" ] || fail "purged bitcoind's secret"
+  ujournal ARCHY_HOOK=purge ARCHY_APP=lnd -o cat | grep -q "purged $LND" || fail "not in the journal"
+  rm -f /etc/archipelago/apps/lnd.toml
+  wait_for "$WAIT" serving || fail "lnd does not serve: $(why lnd)"
+  [ "$(identity)" != "$(cat "$W/identity")" ] || fail "the same wallet after a purge"
+  [ "$(ujournal ARCHY_HOOK=init -o cat | grep -c 'running init step')" = 2 ] || fail "no new wallet step"
+  note "purged: $(grep -c '^  /' "$W/purge") items listed before; a new node $(identity | cut -c1-16)… after the reinstall"
+}
