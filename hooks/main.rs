@@ -403,29 +403,20 @@ fn keep_output(
     output: &[u8],
     log: &HookLog,
 ) -> anyhow::Result<()> {
-    let dir = archy::init::output_dir(state, id);
-    archy::secrets::create_private_dir(&dir)
-        .with_context(|| format!("creating {}", dir.display()))?;
-    let file = archy::init::output_file(state, id, step);
-    if std::fs::symlink_metadata(&file).is_ok() {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let aside = archy::init::replaced_file(state, id, step, now);
-        std::fs::rename(&file, &aside)
-            .with_context(|| format!("moving {} aside", file.display()))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let kept = archy::init::keep_output(state, id, step, output, now)?;
+    if let Some(aside) = kept.moved_aside {
         log.warning(&format!(
             "init step `{step}` ran again: its earlier output is kept in {}",
             aside.display()
         ));
-        let _ = std::fs::remove_file(archy::init::shown_marker(state, id, step));
     }
-    archy::atomic::write(&file, output, 0o600)
-        .with_context(|| format!("writing {}", file.display()))?;
     log.notice(&format!(
         "init step `{step}` done; its output is kept in {} (0600): show it with \
          `archy-hook reveal {id} {step}`",
-        file.display()
+        kept.file.display()
     ));
     Ok(())
 }

@@ -66,9 +66,47 @@ pub fn output_file(state: &Path, id: &str, step: &str) -> PathBuf {
 }
 
 /// Where a kept output that a new run of its step would replace is moved first (a wallet
-/// created for another network keeps its seed): `<step>.replaced-<unix time>`.
-pub fn replaced_file(state: &Path, id: &str, step: &str, unix_time: u64) -> PathBuf {
-    output_dir(state, id).join(format!("{step}.replaced-{unix_time}"))
+/// created for another network keeps its seed): `<step>.replaced-<unix time>[.<n>]`.
+pub fn replaced_file(state: &Path, id: &str, step: &str, unix_time: u64, n: u32) -> PathBuf {
+    let name = match n {
+        0 => format!("{step}.replaced-{unix_time}"),
+        n => format!("{step}.replaced-{unix_time}.{n}"),
+    };
+    output_dir(state, id).join(name)
+}
+
+/// Where `keep_output` put things.
+pub struct Kept {
+    pub file: PathBuf,
+    /// Where an earlier output went, if there was one.
+    pub moved_aside: Option<PathBuf>,
+}
+
+/// Writes a step's output to `<state>/<id>/init/<step>` (0600, in a 0700 dir, atomically). An
+/// output kept before is first renamed to a `replaced` name no other file has: never lost, never
+/// overwritten. Its "shown" marker goes with it.
+pub fn keep_output(
+    state: &Path,
+    id: &str,
+    step: &str,
+    output: &[u8],
+    unix_time: u64,
+) -> io::Result<Kept> {
+    let dir = output_dir(state, id);
+    crate::secrets::create_private_dir(&dir)?;
+    let file = output_file(state, id, step);
+    let mut moved_aside = None;
+    if std::fs::symlink_metadata(&file).is_ok() {
+        let aside = (0..)
+            .map(|n| replaced_file(state, id, step, unix_time, n))
+            .find(|p| std::fs::symlink_metadata(p).is_err())
+            .expect("a free name");
+        std::fs::rename(&file, &aside)?;
+        let _ = std::fs::remove_file(shown_marker(state, id, step));
+        moved_aside = Some(aside);
+    }
+    crate::atomic::write(&file, output, 0o600)?;
+    Ok(Kept { file, moved_aside })
 }
 
 /// The marker saying when a kept output was shown.
@@ -239,6 +277,33 @@ mod tests {
             let e = creates(&node, &m, &m.init[0]).unwrap_err();
             assert!(e.contains(why) && e.contains("creates"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_kept_output_is_never_overwritten() {
+        let d = tempfile::tempdir().unwrap();
+        let state = d.path();
+        let first = keep_output(state, "lnd", "wallet", b"seed one", 100).unwrap();
+        assert!(first.moved_aside.is_none());
+        std::fs::write(shown_marker(state, "lnd", "wallet"), "shown").unwrap();
+        // the step runs again (another network), twice within the same second
+        let second = keep_output(state, "lnd", "wallet", b"seed two", 200).unwrap();
+        let third = keep_output(state, "lnd", "wallet", b"seed three", 200).unwrap();
+        let read = |p: &Path| std::fs::read(p).unwrap();
+        assert_eq!(read(&second.moved_aside.unwrap()), b"seed one");
+        assert_eq!(read(third.moved_aside.as_ref().unwrap()), b"seed two");
+        assert!(third
+            .moved_aside
+            .unwrap()
+            .ends_with("wallet.replaced-200.1"));
+        assert_eq!(read(&third.file), b"seed three");
+        assert!(
+            !shown_marker(state, "lnd", "wallet").exists(),
+            "the new output was never shown"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&third.file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 
     #[test]

@@ -62,6 +62,29 @@ pub fn pull(reference: &str, tls_verify: bool) -> std::io::Result<Output> {
     run(c)
 }
 
+/// A label of a container (`podman inspect`); None when there is no such container.
+pub fn label(container: &str, key: &str) -> Option<String> {
+    let mut c = podman();
+    c.args(["inspect", "--type", "container", "--format"])
+        .arg(format!("{{{{index .Config.Labels \"{key}\"}}}}"))
+        .arg(container)
+        .stderr(Stdio::null());
+    let out = c.output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// `podman rm --force --ignore --volumes NAME`, its outcome ignored: cleanup of a container a
+/// stopped unit may have left.
+pub fn remove_container(name: &str) {
+    let mut c = podman();
+    c.args(["rm", "--force", "--ignore", "--volumes", name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _ = c.status();
+}
+
 /// Whether a container of that name exists (running or not).
 pub fn container_exists(name: &str) -> bool {
     let mut c = podman();

@@ -109,22 +109,7 @@ pub fn generated_digest(generator_dir: &Path, id: &str) -> Option<String> {
 
 /// The digest label of the container running for `id`, if there is one.
 pub fn running_digest(id: &str) -> Option<String> {
-    let out = Command::new("podman")
-        .args([
-            "inspect",
-            "--type",
-            "container",
-            "--format",
-            "{{index .Config.Labels \"archy.digest\"}}",
-        ])
-        .arg(format!("archy-{id}"))
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    crate::podman::label(&format!("archy-{id}"), "archy.digest")
 }
 
 /// How long reconcile waits for a starting app's container to appear (see `settled_digest`).
@@ -226,17 +211,7 @@ pub fn reconcile(paths: &Paths, log: &HookLog) -> anyhow::Result<Summary> {
             systemctl::run("stop", &all).context("stopping removed apps")?;
             for u in &gone {
                 // the unit's ExecStopPost removes it; a container left by an older stop goes too
-                let _ = Command::new("podman")
-                    .args([
-                        "rm",
-                        "--force",
-                        "--ignore",
-                        "--volumes",
-                        &format!("archy-{}", u.id),
-                    ])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
+                crate::podman::remove_container(&format!("archy-{}", u.id));
                 if let Some(d) = &last_good {
                     let _ = fs::remove_file(d.join(format!("{}.toml", u.id)));
                 }
