@@ -260,7 +260,12 @@ pub fn request(
         }
         _ => format!("reading: {e}"),
     })?;
-    let text = String::from_utf8_lossy(&raw);
+    parse_reply(&raw)
+}
+
+/// An HTTP/1.x response read to its end (`Connection: close`): its status and body.
+pub fn parse_reply(raw: &[u8]) -> Result<Reply, String> {
+    let text = String::from_utf8_lossy(raw);
     let (head, body) = text
         .split_once("\r\n\r\n")
         .ok_or("malformed HTTP response")?;

@@ -218,19 +218,7 @@ pub fn request_with(
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
         Err(e) => return Err(format!("tls: {e}")),
     }
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or("malformed HTTP response")?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or("malformed status line")?;
-    Ok(http::Reply {
-        status,
-        body: body.to_string(),
-    })
+    http::parse_reply(&raw)
 }
 
 #[cfg(test)]

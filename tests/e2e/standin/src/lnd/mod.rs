@@ -468,7 +468,10 @@ pub fn lnd(argv: &[String]) -> i32 {
                     .ok()
                     .and_then(|t| t.trim().parse::<u64>().ok())
                     .unwrap_or(0);
-                *node.graph_synced_at.lock().unwrap_or_else(|e| e.into_inner()) =
+                *node
+                    .graph_synced_at
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) =
                     Some(std::time::Instant::now() + Duration::from_secs(graph_secs));
                 node.set(WalletState::ServerActive);
             }
