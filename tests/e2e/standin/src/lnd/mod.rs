@@ -20,6 +20,7 @@
 //!   subscribed (chain/bitcoind_conn.go) and its tip is less than 2 hours old
 //!   (lnwallet/btcwallet IsSynced): SERVER_ACTIVE, from then on. During bitcoind's initial sync
 //!   lnd stays RPC_ACTIVE.
+//!
 //! The API: see api.rs. Not modelled: gRPC proper (the RPC port serves the REST API over TLS, for
 //! the stand-in lncli), channels beyond the backup file, the graph, payments.
 //!

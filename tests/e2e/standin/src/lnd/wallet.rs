@@ -14,6 +14,7 @@
 //! - channel.backup is rewritten by writing `temp-dont-use.backup` in the same directory and
 //!   renaming it over, the old one copied first to `chan-backup-archives/` unless
 //!   no-backup-archive (chanbackup/backupfile.go UpdateAndSwap).
+//!
 //! The seed's words come from a list of the stand-in's (not aezeed's 2048): what the hook sees is
 //! aezeed's shape, 24 words and a 33-byte enciphered seed.
 
