@@ -64,8 +64,9 @@ install: build
 	  [ -e "$$u" ] || continue; \
 	  sed 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' "$$u" >$(DESTDIR)$(SYSTEMDDIR)/user/$${u##*/}; \
 	  chmod 644 $(DESTDIR)$(SYSTEMDDIR)/user/$${u##*/}; done
-	install -d $(DESTDIR)$(DATADIR)/apps $(DESTDIR)$(SYSCONFDIR)/apps
+	install -d $(DESTDIR)$(DATADIR)/apps $(DESTDIR)$(SYSCONFDIR)/apps $(DESTDIR)$(SYSCONFDIR)/grants.d
 	install -m644 catalog/apps/*.toml $(DESTDIR)$(DATADIR)/apps/
+	install -Dm644 catalog/grants.toml $(DESTDIR)$(DATADIR)/grants.d/archy-catalog.toml
 	for d in catalog/templates/*/; do \
 	  install -d $(DESTDIR)$(DATADIR)/templates/$$(basename $$d) && \
 	  install -m644 $$d* $(DESTDIR)$(DATADIR)/templates/$$(basename $$d)/; done

@@ -13,8 +13,10 @@ use crate::text::is_id;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-/// Ids that would collide with archy's own units (`archy-<id>.service`, `archy-network.service`
-/// from the `archy` network, `archy-reconcile.*`, ...).
+/// Ids that would collide with a name archy owns, from this one list: its units
+/// (`archy-<id>.service`, `archy-network.service` from the `archy` network, `archy-reconcile.*`,
+/// ...), the directories beside the apps' own in its state dir (`<state>/<id>/` is the app's:
+/// `secrets/`, `last-good/`), and the default backup dir below the data dir.
 pub const RESERVED_IDS: &[&str] = &[
     "network",
     "reconcile",
@@ -25,7 +27,27 @@ pub const RESERVED_IDS: &[&str] = &[
     "secrets",
     "render",
     "status",
+    "last-good",
+    crate::backup::DEFAULT_DIR,
 ];
+
+/// Infixes of the names archy derives from an app id for its own units and containers
+/// (`archy-<id>-backup-<name>.path`, `archy-<id>-init-<step>`): an id holding one could be taken
+/// for another app's.
+pub const RESERVED_INFIXES: &[&str] = &["-backup-", "-init-"];
+
+/// Why `id` cannot be an app's id, if it cannot.
+pub fn reserved(id: &str) -> Option<String> {
+    if RESERVED_IDS.contains(&id) {
+        return Some(format!(
+            "`{id}` is reserved for archy's own units and state"
+        ));
+    }
+    RESERVED_INFIXES
+        .iter()
+        .find(|i| id.contains(*i))
+        .map(|i| format!("`{id}` holds `{i}`, which archy's own unit names for apps use"))
+}
 
 #[derive(Debug, Clone)]
 pub struct ValidApp {
@@ -68,9 +90,37 @@ impl Catalog {
     }
 }
 
-/// Checks `loaded` as a set against the node settings. `paths` is used to check that declared
-/// templates exist.
-pub fn resolve(node: &NodeSettings, paths: &Paths, loaded: Vec<Loaded>) -> Catalog {
+/// The most apps that may provide one name. Providers of a name all conflict with each other
+/// (`Conflicts=` both ways), so their edges grow with the square of their number: the bound keeps a
+/// reload linear in the number of apps. The apps over it (newcomers first) are refused.
+pub const MAX_PROVIDERS: usize = 16;
+
+/// What decides between apps beyond their manifests: the grants, and which apps are installed.
+/// An installed app wins every collision with a newcomer (names, aliases, ports, provided names,
+/// secrets, cycles): the newcomer is the one refused, and its manifest never changes another
+/// app's unit.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    pub grants: crate::grants::Grants,
+    /// Apps with a last-good definition (reconcile applied them before) or named in a vendor
+    /// grants file (shipped as part of the node).
+    pub installed: BTreeSet<String>,
+}
+
+impl Policy {
+    fn installed(&self, id: &str) -> bool {
+        self.installed.contains(id)
+    }
+}
+
+/// Checks `loaded` as a set against the node settings and the policy. `paths` is used to check
+/// that declared templates exist.
+pub fn resolve(
+    node: &NodeSettings,
+    paths: &Paths,
+    policy: &Policy,
+    loaded: Vec<Loaded>,
+) -> Catalog {
     let mut errors: BTreeMap<String, Vec<InputError>> = BTreeMap::new();
     let mut manifests: BTreeMap<String, (Manifest, PathBuf)> = BTreeMap::new();
     let mut sources: BTreeMap<String, PathBuf> = BTreeMap::new();
@@ -82,7 +132,16 @@ pub fn resolve(node: &NodeSettings, paths: &Paths, loaded: Vec<Loaded>) -> Catal
         }
         match l.manifest {
             Ok(m) => {
-                let own = check_one(&m, &l.path, paths);
+                let mut own = check_one(&m, &l.path, paths);
+                let grant = policy.grants.of(m.id());
+                for miss in crate::grants::missing(&m, node, grant) {
+                    own.push(crate::grants::missing_error(
+                        &l.path,
+                        m.id(),
+                        &miss,
+                        &policy.grants.broken,
+                    ));
+                }
                 if !own.is_empty() {
                     errors.insert(l.stem.clone(), own);
                 }
@@ -94,49 +153,65 @@ pub fn resolve(node: &NodeSettings, paths: &Paths, loaded: Vec<Loaded>) -> Catal
         }
     }
     let all_ids: BTreeSet<String> = sources.keys().cloned().collect();
+    // first come, first served: installed apps, then newcomers, each group by id
+    let mut ranked: Vec<&str> = manifests.keys().map(String::as_str).collect();
+    ranked.sort_by_key(|id| !policy.installed(id));
+    let newcomer = |id: &str| !policy.installed(id);
 
     // provided names, from manifests that parsed
     let mut providers: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (id, (m, path)) in &manifests {
+    for &id in &ranked {
+        let (m, path) = &manifests[id];
         for name in &m.app.provides {
+            let key = "[app] provides";
             if all_ids.contains(name.as_str()) {
                 push_err(
                     &mut errors,
                     id,
                     path,
-                    "[app] provides",
+                    key,
                     format!("`{name}` is the id of an app"),
                 );
-            } else {
-                providers.entry(name.as_str()).or_default().push(id);
+                continue;
             }
+            let ps = providers.entry(name.as_str()).or_default();
+            let holder = ps.iter().find(|p| !newcomer(p));
+            if let (true, Some(holder)) = (newcomer(id), holder) {
+                if node.pinned(name.as_str()) != Some(id) {
+                    push_err(
+                        &mut errors,
+                        id,
+                        path,
+                        key,
+                        format!(
+                            "`{name}` is provided by installed app `{holder}`: a newcomer cannot \
+                             take it over (the admin chooses it with `{name} = \"{id}\"` in \
+                             node.toml's [providers])"
+                        ),
+                    );
+                    continue;
+                }
+            }
+            if ps.len() >= MAX_PROVIDERS {
+                push_err(
+                    &mut errors,
+                    id,
+                    path,
+                    key,
+                    format!("`{name}` already has {MAX_PROVIDERS} providers, the most allowed"),
+                );
+                continue;
+            }
+            ps.push(id);
         }
+    }
+    for ps in providers.values_mut() {
+        ps.sort();
     }
     let chosen: BTreeMap<&str, &str> = providers
         .iter()
         .filter_map(|(name, ps)| Some((*name, node.choose_provider(name, ps)?)))
         .collect();
-
-    // secrets declared with two kinds
-    let mut secret_kinds: BTreeMap<&str, (SecretKind, &str)> = BTreeMap::new();
-    for (id, (m, path)) in &manifests {
-        for (name, decl) in &m.secrets {
-            let kind = &decl.kind;
-            match secret_kinds.get(name.as_str()) {
-                Some((k, other)) if k != kind => push_err(
-                    &mut errors,
-                    id,
-                    path,
-                    format!("[secrets] {name}"),
-                    format!("declared with another kind by `{other}`"),
-                ),
-                Some(_) => {}
-                None => {
-                    secret_kinds.insert(name.as_str(), (*kind, id));
-                }
-            }
-        }
-    }
 
     // dependencies
     let resolve_name = |name: &str| -> Option<Vec<String>> {
@@ -147,10 +222,9 @@ pub fn resolve(node: &NodeSettings, paths: &Paths, loaded: Vec<Loaded>) -> Catal
             return Some(ps.iter().map(|p| p.to_string()).collect());
         }
         // pinned in node.toml to an app that exists but does not parse: keep the edge
-        node.providers
-            .iter()
-            .find(|(k, v)| k.as_str() == name && all_ids.contains(v.as_str()))
-            .map(|(_, v)| vec![v.to_string()])
+        node.pinned(name)
+            .filter(|v| all_ids.contains(*v))
+            .map(|v| vec![v.to_string()])
     };
     let mut edges: Edges = BTreeMap::new();
     for (id, (m, path)) in &manifests {
@@ -210,17 +284,35 @@ pub fn resolve(node: &NodeSettings, paths: &Paths, loaded: Vec<Loaded>) -> Catal
             .app
             .provides
             .iter()
+            .filter(|n| {
+                providers
+                    .get(n.as_str())
+                    .is_some_and(|ps| ps.contains(&id.as_str()))
+            })
             .flat_map(|n| providers.get(n.as_str()).into_iter().flatten())
             .filter(|p| *p != id)
             .map(|p| p.to_string())
             .collect();
         for name in &m.app.conflicts {
-            conflicts.extend(
-                resolve_name(name.as_str())
-                    .into_iter()
-                    .flatten()
-                    .filter(|t| t != id),
-            );
+            for t in resolve_name(name.as_str()).into_iter().flatten() {
+                if t == *id {
+                    continue;
+                }
+                if newcomer(id) && !newcomer(&t) {
+                    push_err(
+                        &mut errors,
+                        id,
+                        path,
+                        "[app] conflicts",
+                        format!(
+                            "`{name}` is installed app `{t}`: a newcomer cannot stop an installed \
+                             app (the admin masks or removes it instead)"
+                        ),
+                    );
+                    continue;
+                }
+                conflicts.push(t);
+            }
         }
         for list in [&mut wants, &mut after, &mut conflicts] {
             list.sort();
@@ -228,21 +320,22 @@ pub fn resolve(node: &NodeSettings, paths: &Paths, loaded: Vec<Loaded>) -> Catal
         }
         edges.insert(id.clone(), (wants, after, conflicts));
     }
-    // `Conflicts=` is symmetric in effect; write it on both sides so either unit shows it
-    let pairs: Vec<(String, String)> = edges
+    // what each app declared itself, before the other side is added
+    let declared: Vec<(String, String)> = edges
         .iter()
-        .flat_map(|(id, (_, _, c))| c.iter().map(move |o| (o.clone(), id.clone())))
+        .flat_map(|(id, (_, _, c))| c.iter().map(move |o| (id.clone(), o.clone())))
         .collect();
-    for (a, b) in pairs {
-        if let Some((_, _, c)) = edges.get_mut(&a) {
-            if !c.contains(&b) {
-                c.push(b);
+    // `Conflicts=` is symmetric in effect: for the checks below, either side has it
+    for (a, b) in &declared {
+        if let Some((_, _, c)) = edges.get_mut(b) {
+            if !c.contains(a) {
+                c.push(a.clone());
                 c.sort();
             }
         }
     }
 
-    for cycle in find_cycles(&edges) {
+    for cycle in blamed_cycles(&edges, &newcomer) {
         let text = cycle.join(" → ");
         let id = &cycle[0];
         push_err(
@@ -254,10 +347,35 @@ pub fn resolve(node: &NodeSettings, paths: &Paths, loaded: Vec<Loaded>) -> Catal
         );
     }
 
+    check_secrets(&manifests, &ranked, policy, &edges, &mut errors);
     check_shared_volumes(&manifests, &edges, &mut errors);
-    check_ports(&manifests, &edges, &mut errors);
-    check_aliases(&manifests, &edges, &mut errors);
+    check_ports(&manifests, &ranked, &edges, &mut errors);
+    check_aliases(&manifests, &ranked, &edges, &mut errors);
     let unchosen = unchosen_providers(&chosen, &providers);
+
+    // a unit shows the other side of a conflict only when that side is a valid app: a refused
+    // newcomer changes nothing in another app's unit
+    for (_, _, c) in edges.values_mut() {
+        c.clear();
+    }
+    for (a, b) in &declared {
+        for (from, to) in [(a, b), (b, a)] {
+            let mine = from == a;
+            if !mine && errors.contains_key(a) {
+                continue;
+            }
+            if let Some((_, _, c)) = edges.get_mut(from) {
+                c.push(to.clone());
+            }
+        }
+    }
+    // nor does it order them: `After=` a refused newcomer's failing unit is dropped
+    let refused = |x: &String| errors.contains_key(x) && newcomer(x);
+    for (_, after, c) in edges.values_mut() {
+        after.retain(|a| !refused(a));
+        c.sort();
+        c.dedup();
+    }
 
     let mut catalog = Catalog::default();
     for (id, errs) in &errors {
@@ -293,16 +411,128 @@ pub fn resolve(node: &NodeSettings, paths: &Paths, loaded: Vec<Loaded>) -> Catal
     catalog
 }
 
+/// The cycles to report, each as the app refused and its cycle. A newcomer that closes a cycle
+/// is refused alone; installed apps only for a cycle that remains without the newcomers on one.
+fn blamed_cycles(edges: &Edges, newcomer: &dyn Fn(&str) -> bool) -> Vec<Vec<String>> {
+    let first = find_cycles(edges);
+    let blamed: BTreeSet<&str> = first
+        .iter()
+        .map(|c| c[0].as_str())
+        .filter(|id| newcomer(id))
+        .collect();
+    if blamed.is_empty() {
+        return first;
+    }
+    let rest: Edges = edges
+        .iter()
+        .filter(|(id, _)| !blamed.contains(id.as_str()))
+        .map(|(id, l)| (id.clone(), l.clone()))
+        .collect();
+    let mut out: Vec<Vec<String>> = first
+        .iter()
+        .filter(|c| blamed.contains(c[0].as_str()))
+        .cloned()
+        .collect();
+    out.extend(find_cycles(&rest));
+    out
+}
+
+/// Who owns each secret: the first app, installed ones first, that declares it without a grant to
+/// receive it (and the apps that cannot run beside that one, its alternatives: bitcoin-knots for
+/// bitcoin-core). Any other app must be granted the secret to declare it, and everyone takes the
+/// owner's kind: a newcomer can neither receive an installed app's secret nor change what it is.
+fn check_secrets(
+    manifests: &BTreeMap<String, (Manifest, PathBuf)>,
+    ranked: &[&str],
+    policy: &Policy,
+    edges: &Edges,
+    errors: &mut BTreeMap<String, Vec<InputError>>,
+) {
+    let mut owners: BTreeMap<&str, (SecretKind, Vec<&str>)> = BTreeMap::new();
+    for &id in ranked {
+        let (m, path) = &manifests[id];
+        let grant = policy.grants.of(id);
+        let conflicts = edges.get(id).map(|e| &e.2);
+        for (name, decl) in &m.secrets {
+            if grant.allows_secret(name.as_str()) {
+                continue;
+            }
+            let key = format!("[secrets] {name}");
+            match owners.get_mut(name.as_str()) {
+                None => {
+                    owners.insert(name.as_str(), (decl.kind, vec![id]));
+                }
+                Some((kind, os)) => {
+                    let alternative = os
+                        .iter()
+                        .all(|o| conflicts.is_some_and(|c| c.iter().any(|x| x == o)));
+                    if !alternative {
+                        push_err(
+                            errors,
+                            id,
+                            path,
+                            key,
+                            format!(
+                                "belongs to `{}`: receiving it needs a grant, `secrets = \
+                                 [\"{name}\"]` in node.toml's [grants.{id}] or in {}/",
+                                os[0],
+                                crate::grants::ADMIN_DIR
+                            ),
+                        );
+                    } else if *kind != decl.kind {
+                        push_err(errors, id, path, key, kind_error(os[0], *kind));
+                    } else {
+                        os.push(id);
+                    }
+                }
+            }
+        }
+    }
+    // receivers: the owner's kind, or where nobody owns it, the first receiver's
+    let mut first: BTreeMap<&str, (SecretKind, &str)> = BTreeMap::new();
+    for &id in ranked {
+        let (m, path) = &manifests[id];
+        let grant = policy.grants.of(id);
+        for (name, decl) in m
+            .secrets
+            .iter()
+            .filter(|(n, _)| grant.allows_secret(n.as_str()))
+        {
+            let fixed = match owners.get(name.as_str()) {
+                Some((kind, os)) => Some((*kind, os[0])),
+                None => first.get(name.as_str()).copied(),
+            };
+            match fixed {
+                Some((kind, by)) if kind != decl.kind => push_err(
+                    errors,
+                    id,
+                    path,
+                    format!("[secrets] {name}"),
+                    kind_error(by, kind),
+                ),
+                Some(_) => {}
+                None => {
+                    first.insert(name.as_str(), (decl.kind, id));
+                }
+            }
+        }
+    }
+}
+
+fn kind_error(owner: &str, kind: SecretKind) -> String {
+    format!(
+        "its kind is fixed by `{owner}`, which declared it first: `{}`",
+        kind.as_str()
+    )
+}
+
 /// Checks that need only the one manifest, beyond what its types enforce.
 fn check_one(m: &Manifest, path: &std::path::Path, paths: &Paths) -> Vec<InputError> {
     let mut errs = Vec::new();
     let mut err = |key: &str, msg: String| errs.push(InputError::at_key(path, key, msg));
     let id = m.id();
-    if RESERVED_IDS.contains(&id) {
-        err(
-            "[app] id",
-            format!("`{id}` is reserved for archy's own units"),
-        );
+    if let Some(why) = reserved(id) {
+        err("[app] id", why);
     }
     if m.app
         .companion_for
@@ -471,16 +701,6 @@ fn check_one(m: &Manifest, path: &std::path::Path, paths: &Paths) -> Vec<InputEr
             );
         }
     }
-    if m.id() == crate::backup::DEFAULT_DIR {
-        err(
-            "[app] id",
-            format!(
-                "`{}` is reserved: node.toml's default backup_dir is <data_dir>/{}",
-                m.id(),
-                crate::backup::DEFAULT_DIR
-            ),
-        );
-    }
     let mut templates = BTreeSet::new();
     for f in &m.config {
         if !templates.insert(f.template.as_str()) {
@@ -524,9 +744,11 @@ fn push_err(
 
 /// Two apps that can run together must not answer to one name on the archy network, and no alias
 /// may be another app's container name: a dependent would reach either, and send its credentials
-/// to the wrong one. Container names are taken first; among aliases the first by id keeps it.
+/// to the wrong one. Container names are taken first; among aliases the first (installed apps
+/// first, then by id) keeps it.
 fn check_aliases(
     manifests: &BTreeMap<String, (Manifest, PathBuf)>,
+    ranked: &[&str],
     edges: &Edges,
     errors: &mut BTreeMap<String, Vec<InputError>>,
 ) {
@@ -534,13 +756,14 @@ fn check_aliases(
         .keys()
         .map(|id| (format!("archy-{id}"), vec![id.as_str()]))
         .collect();
-    for (id, (m, path)) in manifests {
+    for &id in ranked {
+        let (m, path) = &manifests[id];
         let conflicts = edges.get(id).map(|e| &e.2);
         for alias in &m.container.network_aliases {
             let holders = owners.entry(alias.to_string()).or_default();
-            let clash = holders.iter().find(|h| {
-                **h != id.as_str() && !conflicts.is_some_and(|c| c.iter().any(|x| x == *h))
-            });
+            let clash = holders
+                .iter()
+                .find(|h| **h != id && !conflicts.is_some_and(|c| c.iter().any(|x| x == *h)));
             if let Some(other) = clash {
                 push_err(
                     errors,
@@ -625,15 +848,17 @@ fn check_shared_volumes(
     }
 }
 
-/// Two apps that can run together must not publish the same host port: the first by id keeps
-/// it, the later one is refused, naming the first.
+/// Two apps that can run together must not publish the same host port: the first (installed
+/// apps first, then by id) keeps it, the later one is refused, naming the first.
 fn check_ports(
     manifests: &BTreeMap<String, (Manifest, PathBuf)>,
+    ranked: &[&str],
     edges: &Edges,
     errors: &mut BTreeMap<String, Vec<InputError>>,
 ) {
     let mut owners: BTreeMap<(u16, Protocol), Vec<&str>> = BTreeMap::new();
-    for (id, (m, path)) in manifests {
+    for &id in ranked {
+        let (m, path) = &manifests[id];
         let conflicts = edges.get(id).map(|e| &e.2);
         for p in &m.container.ports {
             let holders = owners.entry((p.host, p.protocol)).or_default();

@@ -57,7 +57,8 @@ fn resolve_with_last_good(
     paths: &Paths,
     mut loaded: Vec<load::Loaded>,
 ) -> Catalog {
-    let first = catalog::resolve(node, paths, loaded.clone());
+    let policy = policy(node, paths);
+    let first = catalog::resolve(node, paths, &policy, loaded.clone());
     let Some(dir) = paths.last_good() else {
         return first;
     };
@@ -77,10 +78,27 @@ fn resolve_with_last_good(
         }
     }
     if fell_back {
-        catalog::resolve(node, paths, loaded)
+        catalog::resolve(node, paths, &policy, loaded)
     } else {
         first
     }
+}
+
+/// The grants, and the installed apps: those with a last-good copy, and those a vendor grants file
+/// names.
+pub fn policy(node: &NodeSettings, paths: &Paths) -> catalog::Policy {
+    let grants = crate::grants::Grants::load(node, &paths.vendor_grants(), &paths.admin_grants());
+    let mut installed = std::collections::BTreeSet::new();
+    if let Some(dir) = paths.last_good() {
+        for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = e.file_name();
+            if let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".toml")) {
+                installed.insert(stem.to_string());
+            }
+        }
+    }
+    installed.extend(grants.vendored().map(str::to_string));
+    catalog::Policy { grants, installed }
 }
 
 /// The service user named in node.toml, even when the rest of the file is broken.

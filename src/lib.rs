@@ -13,6 +13,7 @@ pub mod duration;
 pub mod error;
 pub mod escape;
 pub mod generate;
+pub mod grants;
 pub mod graph;
 pub mod init;
 pub mod journal;

@@ -371,6 +371,15 @@ pub enum SecretKind {
     Password,
 }
 
+impl SecretKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretKind::Rpcauth => "rpcauth",
+            SecretKind::Password => "password",
+        }
+    }
+}
+
 /// A secret as an app declares it: its kind (`bitcoind-rpc = "rpcauth"`), or a table with the
 /// kind and whether archy may replace it (`mempool-db = { kind = "password", rotate = false }`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -31,6 +31,12 @@ pub struct NodeSettings {
     pub providers: BTreeMap<Id, Id>,
     #[serde(default)]
     pub registries: Registries,
+    /// Host ports apps may publish without a grant (never below 1024).
+    #[serde(default)]
+    pub port_range: PortRange,
+    /// Privileges beyond archy's defaults, per app id (see `crate::grants`).
+    #[serde(default)]
+    pub grants: BTreeMap<Id, crate::grants::Grant>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -55,6 +61,8 @@ impl Default for NodeSettings {
             disk_reserve: default_disk_reserve(),
             providers: BTreeMap::new(),
             registries: Registries::default(),
+            port_range: PortRange::default(),
+            grants: BTreeMap::new(),
         }
     }
 }
@@ -68,13 +76,18 @@ impl NodeSettings {
         }
     }
 
-    /// The app chosen to provide `name`, among `providers` (sorted by id).
-    pub fn choose_provider<'a>(&self, name: &str, providers: &[&'a str]) -> Option<&'a str> {
-        let wanted = self
-            .providers
+    /// The app node.toml's `[providers]` names for `name`, if any.
+    pub fn pinned(&self, name: &str) -> Option<&str> {
+        self.providers
             .iter()
             .find(|(k, _)| k.as_str() == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The app chosen to provide `name`, among `providers` (sorted by id).
+    pub fn choose_provider<'a>(&self, name: &str, providers: &[&'a str]) -> Option<&'a str> {
+        let wanted = self
+            .pinned(name)
             .or((name == "bitcoind").then_some("bitcoin-core"));
         wanted
             .and_then(|w| providers.iter().copied().find(|p| *p == w))
@@ -168,6 +181,49 @@ impl fmt::Display for Subnet {
     }
 }
 
+/// Host ports as `first-last`, both included; never below 1024 (those always need a grant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct PortRange {
+    first: u16,
+    last: u16,
+}
+
+impl Default for PortRange {
+    fn default() -> Self {
+        Self {
+            first: 1024,
+            last: u16::MAX,
+        }
+    }
+}
+
+impl PortRange {
+    pub fn contains(self, port: u16) -> bool {
+        (self.first..=self.last).contains(&port)
+    }
+}
+
+impl TryFrom<String> for PortRange {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not a port range such as 1024-65535 (from 1024 up)");
+        let (a, b) = s.split_once('-').ok_or_else(bad)?;
+        let first: u16 = a.trim().parse().map_err(|_| bad())?;
+        let last: u16 = b.trim().parse().map_err(|_| bad())?;
+        if first < 1024 || last < first {
+            return Err(bad());
+        }
+        Ok(Self { first, last })
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
 /// A size in bytes, written as `500M`, `10G`, `1T` (powers of 1024) or a plain number of bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(try_from = "String")]
@@ -244,6 +300,19 @@ mod tests {
             "x/24",
         ] {
             assert!(n(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn port_ranges() {
+        let r = |x: &str| PortRange::try_from(x.to_string());
+        let d = PortRange::default();
+        assert!(d.contains(1024) && d.contains(65535) && !d.contains(1023));
+        let narrow = r("8000-8999").unwrap();
+        assert!(narrow.contains(8000) && narrow.contains(8999) && !narrow.contains(9000));
+        assert_eq!(narrow.to_string(), "8000-8999");
+        for bad in ["80-8000", "9000-8000", "1024", "a-b", "1024-70000"] {
+            assert!(r(bad).is_err(), "{bad} accepted");
         }
     }
 

@@ -69,6 +69,16 @@ impl Paths {
         self.reroot(TEMPLATES).join(app).join(file)
     }
 
+    /// Grants shipped by packages (the catalog's own needs).
+    pub fn vendor_grants(&self) -> PathBuf {
+        self.reroot(crate::grants::VENDOR_DIR)
+    }
+
+    /// The admin's grants drop-ins (besides node.toml's `[grants]`).
+    pub fn admin_grants(&self) -> PathBuf {
+        self.reroot(crate::grants::ADMIN_DIR)
+    }
+
     pub fn build_context(&self, sub: &str) -> PathBuf {
         self.reroot(BUILD_CONTEXTS).join(sub)
     }

@@ -34,7 +34,7 @@ pub struct Summary {
 }
 
 /// What identifies the state of every input the generator reads: name, size, mtime and inode of
-/// each file in the manifest dirs, and node.toml. A rename or an in-place edit changes it.
+/// each file in the manifest and grants dirs, and node.toml. A rename or an in-place edit changes it.
 pub fn fingerprint(paths: &Paths) -> Vec<(PathBuf, u64, i64, i64, u64)> {
     let mut out = Vec::new();
     let mut add = |p: PathBuf| {
@@ -44,7 +44,13 @@ pub fn fingerprint(paths: &Paths) -> Vec<(PathBuf, u64, i64, i64, u64)> {
             out.push((p, 0, 0, 0, 0));
         }
     };
-    for dir in [paths.vendor_apps(), paths.admin_apps()] {
+    let dirs = [
+        paths.vendor_apps(),
+        paths.admin_apps(),
+        paths.vendor_grants(),
+        paths.admin_grants(),
+    ];
+    for dir in dirs {
         if let Ok(entries) = fs::read_dir(&dir) {
             for e in entries.flatten() {
                 add(e.path());

@@ -179,7 +179,10 @@ validated_string!(
     Capability,
     |s| {
         let name = s.strip_prefix("CAP_").unwrap_or(s);
-        if !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+        if name == "ALL" {
+            // podman would add every capability: name each one needed, so it can be granted
+            Err(format!("`{s}` would add every capability: name each one the app needs"))
+        } else if !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
             Ok(())
         } else {
             Err(format!("`{s}` is not a capability name such as NET_BIND_SERVICE"))
@@ -207,6 +210,13 @@ validated_string!(
         }
     }
 );
+
+impl Capability {
+    /// The name without its `CAP_` prefix, as podman and grants compare it.
+    pub fn bare(&self) -> &str {
+        self.0.strip_prefix("CAP_").unwrap_or(&self.0)
+    }
+}
 
 fn small_id(s: &str) -> bool {
     !s.is_empty()
@@ -303,5 +313,15 @@ mod tests {
         assert!(EnvName::try_from("A=B".to_string()).is_err());
         assert!(Capability::try_from("NET_BIND_SERVICE".to_string()).is_ok());
         assert!(Capability::try_from("all".to_string()).is_err());
+        for every in ["ALL", "CAP_ALL"] {
+            let e = Capability::try_from(every.to_string()).unwrap_err();
+            assert!(e.contains("every capability"), "{e}");
+        }
+        assert_eq!(
+            Capability::try_from("CAP_NET_RAW".to_string())
+                .unwrap()
+                .bare(),
+            "NET_RAW"
+        );
     }
 }

@@ -55,6 +55,12 @@ fn rotate_refuses_a_secret_a_database_keeps() {
             .expect("cp");
         assert!(status.success());
     }
+    std::fs::create_dir_all(share.join("grants.d")).expect("mkdir");
+    std::fs::copy(
+        repo.join("catalog/grants.toml"),
+        share.join("grants.d/archy-catalog.toml"),
+    )
+    .expect("the catalog's grants");
     let state = dir.path().join("state");
     let hook = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_archy-hook"))

@@ -14,6 +14,10 @@ pub const VENDOR: &str = "usr/share/archipelago/apps";
 pub const ADMIN: &str = "etc/archipelago/apps";
 pub const NODE: &str = "etc/archipelago/node.toml";
 pub const TEMPLATES: &str = "usr/share/archipelago/templates";
+/// Where tests keep last-good copies (the user's state dir in real use).
+pub const LAST_GOOD: &str = "state/last-good";
+/// Where the catalog package installs its grants.
+pub const GRANTS: &str = "usr/share/archipelago/grants.d/archy-catalog.toml";
 
 /// The context every rendering test uses: no ARCHY_ROOT in units, the installed hook path.
 pub fn ctx() -> Context {
@@ -25,6 +29,18 @@ pub fn ctx() -> Context {
 
 pub fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// What the catalog package installs below `root`: manifests, templates and its grants.
+pub fn install_catalog(root: &Path) {
+    copy_dir(&manifest_dir().join("catalog/apps"), &root.join(VENDOR));
+    copy_dir(
+        &manifest_dir().join("catalog/templates"),
+        &root.join(TEMPLATES),
+    );
+    let grants = root.join(GRANTS);
+    fs::create_dir_all(grants.parent().expect("parent")).expect("mkdir");
+    fs::copy(manifest_dir().join("catalog/grants.toml"), grants).expect("catalog grants");
 }
 
 /// An ARCHY_ROOT input tree in a temp dir, removed on drop.
@@ -46,11 +62,7 @@ impl Tree {
     /// as templates.
     pub fn catalog() -> Self {
         let t = Self::new();
-        copy_dir(&manifest_dir().join("catalog/apps"), &t.path(VENDOR));
-        copy_dir(
-            &manifest_dir().join("catalog/templates"),
-            &t.path(TEMPLATES),
-        );
+        install_catalog(t.root());
         t
     }
 
@@ -62,8 +74,28 @@ impl Tree {
         self.dir.path().join(rel)
     }
 
+    /// The tree's paths, with its last-good dir (`state/last-good`, see `install`).
     pub fn paths(&self) -> Paths {
-        Paths::new(Some(self.root().to_path_buf()))
+        Paths::new(Some(self.root().to_path_buf())).with_last_good(Some(self.path(LAST_GOOD)))
+    }
+
+    /// Marks `stem` installed, as reconcile does once it applied it: a last-good copy of its
+    /// manifest as it is now.
+    pub fn install(&self, stem: &str) {
+        let from = [ADMIN, VENDOR]
+            .iter()
+            .map(|d| self.path(&format!("{d}/{stem}.toml")))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("no manifest {stem}"));
+        self.write(
+            &format!("{LAST_GOOD}/{stem}.toml"),
+            fs::read(from).expect("read"),
+        );
+    }
+
+    /// An admin grants file `/etc/archipelago/grants.d/<name>.toml`.
+    pub fn grants(&self, name: &str, text: &str) -> PathBuf {
+        self.write(&format!("etc/archipelago/grants.d/{name}.toml"), text)
     }
 
     /// Writes `rel` (creating its parents) and returns its full path.

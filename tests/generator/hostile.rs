@@ -830,6 +830,7 @@ fn bad_capabilities() {
             "\n[container]\nadd_capabilities = [\"CAP_NET_BIND_SERVICE\"]\n",
         ),
     );
+    t.node("[grants.x]\ncapabilities = [\"NET_BIND_SERVICE\"]\n");
     let r = t.render();
     assert_eq!(
         values(file(&r, "archy-x.container"), "AddCapability"),

@@ -4,6 +4,7 @@
 //! with `systemd-analyze verify`.
 
 mod common;
+mod containment;
 mod fixtures;
 mod hostile;
 mod injection;

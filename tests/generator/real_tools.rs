@@ -148,11 +148,7 @@ fn generator_with_real_quadlet_passes_systemd_analyze_verify() {
     )
     .expect("copy generator");
     let tree = p("tree");
-    copy_dir(&manifest_dir().join("catalog/apps"), &tree.join(VENDOR));
-    copy_dir(
-        &manifest_dir().join("catalog/templates"),
-        &tree.join(TEMPLATES),
-    );
+    install_catalog(&tree);
     fs::write(
         tree.join(VENDOR).join("broken.toml"),
         "[app]\nid = \"broken\"\ncolour = \"red\"\n",
