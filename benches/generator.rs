@@ -15,6 +15,16 @@ use std::time::{Duration, Instant};
 
 const RUNS: usize = 31;
 
+/// archy never renders for root: run as root (CI, a test bed), the generator runs as `nobody`,
+/// owning its output dir, as a user manager's generator would.
+fn as_ordinary_user(cmd: &mut Command, out: &Path) {
+    use std::os::unix::process::CommandExt;
+    if nix::unistd::getuid().is_root() {
+        std::os::unix::fs::chown(out, Some(65534), Some(65534)).expect("chown output dir");
+        cmd.uid(65534).gid(65534);
+    }
+}
+
 fn find_quadlet() -> Option<PathBuf> {
     let e2e =
         std::env::var("ARCHY_E2E_ROOT").unwrap_or_else(|_| "/var/cache/archy-e2e/trixie".into());
@@ -43,6 +53,9 @@ fn main() {
         .prefix("archy-bench.")
         .tempdir_in(&parent)
         .expect("temp dir");
+    // readable by the ordinary user the generator runs as (see `as_ordinary_user`)
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(work.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
     let generator = env!("CARGO_BIN_EXE_archy-generator");
 
     println!(
@@ -73,6 +86,7 @@ fn main() {
             let _ = fs::remove_dir_all(&out);
             fs::create_dir_all(&out).expect("out dir");
             let mut cmd = Command::new(generator);
+            as_ordinary_user(&mut cmd, &out);
             cmd.arg(&out)
                 .env("ARCHY_ROOT", tree)
                 .env("ARCHY_LOG", "stderr");

@@ -56,11 +56,16 @@ fn run(args: &Args, log: &Logger) -> anyhow::Result<()> {
     let (node, catalog) = generate::load_catalog(&paths);
     let user = generate::configured_user(&paths, &node);
     if !generate::is_current_user(user.as_deref()) {
-        if args.dry_run {
-            log.info(&format!(
-                "note: the node's service user is `{}`, not this user: a real run writes nothing",
+        let why = if nix::unistd::getuid().is_root() {
+            "archy never runs apps as root".to_string()
+        } else {
+            format!(
+                "the node's service user is `{}`, not this user",
                 user.unwrap_or_default()
-            ));
+            )
+        };
+        if args.dry_run {
+            log.info(&format!("note: {why}: a real run writes nothing"));
         } else {
             return Ok(());
         }

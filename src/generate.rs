@@ -113,10 +113,14 @@ pub fn configured_user(paths: &Paths, node: &Result<NodeSettings, InputError>) -
     }
 }
 
-/// Whether the current user is `wanted` (a name or a uid). No user configured means any user.
+/// Whether the current user is `wanted` (a name or a uid). No user configured means any user but
+/// root: archy never renders apps for uid 0 (see `node::is_root`).
 pub fn is_current_user(wanted: Option<&str>) -> bool {
-    let Some(wanted) = wanted else { return true };
     let uid = nix::unistd::getuid();
+    if uid.is_root() {
+        return false;
+    }
+    let Some(wanted) = wanted else { return true };
     if wanted.parse::<u32>().ok() == Some(uid.as_raw()) {
         return true;
     }

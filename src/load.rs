@@ -119,7 +119,20 @@ pub fn read_node(paths: &Paths) -> Result<NodeSettings, InputError> {
     let path = paths.node_toml();
     match fs::symlink_metadata(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(NodeSettings::default()),
-        _ => parse_toml(&path, &read_text(&path)?),
+        _ => {
+            let node: NodeSettings = parse_toml(&path, &read_text(&path)?)?;
+            match &node.user {
+                Some(u) if crate::node::is_root(u.as_str()) => Err(InputError::at_key(
+                    &path,
+                    "user",
+                    format!(
+                        "`{u}` is root: archy never runs apps as root (name the service user; \
+                         the packages create `archy`)"
+                    ),
+                )),
+                _ => Ok(node),
+            }
+        }
     }
 }
 

@@ -95,6 +95,11 @@ impl NodeSettings {
     }
 }
 
+/// Whether a `user` setting names root, by name or uid.
+pub fn is_root(user: &str) -> bool {
+    user == "root" || user.parse::<u32>() == Ok(0)
+}
+
 fn default_data_dir() -> AbsPath {
     AbsPath::try_from("/var/lib/archipelago".to_string()).expect("valid default")
 }

@@ -456,3 +456,53 @@ fn the_catalog_needs_only_what_its_package_grants() {
         &["belongs to `bitcoin-core`"],
     );
 }
+
+#[test]
+fn root_is_never_the_service_user() {
+    let t = node();
+    for user in ["root", "0"] {
+        let f = t.node(&format!("user = \"{user}\"\n"));
+        let c = t.catalog_of();
+        assert!(c.valid.is_empty(), "an app would run as root");
+        names(
+            &errors_of(&c, "lnd"),
+            &f,
+            "user",
+            &["is root", "never runs apps as root"],
+        );
+    }
+}
+
+/// Run as root without a node.toml, the generator writes nothing (as another user it would render
+/// every app: the same run as `nobody` is the control).
+#[test]
+fn the_generator_renders_nothing_for_root() {
+    use std::os::unix::process::CommandExt;
+    if !nix::unistd::getuid().is_root() {
+        eprintln!("SKIPPED: needs to run as root (CI does)");
+        return;
+    }
+    let t = Tree::catalog();
+    let run = |uid: Option<u32>| -> usize {
+        let out = tempfile::tempdir().expect("out");
+        std::os::unix::fs::chown(out.path(), Some(65534), Some(65534)).expect("chown");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_archy-generator"));
+        cmd.arg(out.path())
+            .env("ARCHY_ROOT", t.root())
+            .env("ARCHY_LOG", "stderr")
+            .env("ARCHY_QUADLET", "/nonexistent/quadlet");
+        if let Some(uid) = uid {
+            cmd.uid(uid).gid(uid);
+        }
+        let _ = cmd.output().expect("run the generator");
+        std::fs::read_dir(out.path()).expect("out").count()
+    };
+    // the tree must be readable by nobody
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(t.root(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    assert!(
+        run(Some(65534)) > 0,
+        "the control run as nobody wrote nothing"
+    );
+    assert_eq!(run(None), 0, "the generator wrote units for root");
+}

@@ -159,6 +159,8 @@ fn generator_with_real_quadlet_passes_systemd_analyze_verify() {
     for d in ["out", "early", "late", "home", "run"] {
         fs::create_dir_all(p(d)).expect("mkdir");
     }
+    // archy never renders for root: the generator runs as an ordinary user, as a user manager's
+    std::os::unix::fs::chown(p("out"), Some(65534), Some(65534)).expect("chown out");
 
     // the hook at its fixed path: an overlay on the deepest directory of that path the root has
     let hook = archy::hook_binary();
@@ -198,7 +200,7 @@ fn generator_with_real_quadlet_passes_systemd_analyze_verify() {
         format!("env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME={i}/home XDG_RUNTIME_DIR={i}/run");
     let inner = format!(
         "#!/bin/sh\n\
-         {env} ARCHY_ROOT={i}/tree {i}/bin/archy-generator {i}/out {i}/early {i}/late >{i}/generator.log 2>&1\n\
+         {env} ARCHY_ROOT={i}/tree setpriv --reuid=65534 --regid=65534 --clear-groups {i}/bin/archy-generator {i}/out {i}/early {i}/late >{i}/generator.log 2>&1\n\
          echo $? >{i}/generator.rc\n\
          cd {i}/out || exit 1\n\
          {env} SYSTEMD_UNIT_PATH={i}/out:{i}/units: systemd-analyze --user --man=no verify archy-*.service archy.target >{i}/verify.log 2>&1\n\
