@@ -631,6 +631,8 @@ fn check_one(m: &Manifest, path: &std::path::Path, paths: &Paths) -> Vec<InputEr
             err("[health] cmd", "is empty".into());
         } else if let Some(why) = lost_word(h.cmd.as_str()) {
             err("[health] cmd", why.into());
+        } else if let Some(why) = changed_health_cmd(h.cmd.as_str()) {
+            err("[health] cmd", why.into());
         }
         if h.retries == 0 {
             err("[health] retries", "must be at least 1".into());
@@ -727,6 +729,19 @@ fn lost_word(word: &str) -> Option<&'static str> {
         ";" => Some("is a lone `;`, which systemd would take for a command separator"),
         _ => None,
     }
+}
+
+/// Why podman would not run `cmd` as written through quadlet's `HealthCmd=`: quadlet strips a
+/// double quote at either end of the value (the command would lose its closing quote), and podman
+/// takes `none` for "no health check", while the unit still waits for one (`Notify=healthy`).
+fn changed_health_cmd(cmd: &str) -> Option<&'static str> {
+    if cmd.trim().eq_ignore_ascii_case("none") {
+        return Some("`none` would disable the health check the unit waits for");
+    }
+    (cmd.starts_with('"') || cmd.ends_with('"')).then_some(
+        "starts or ends with `\"`, which quadlet strips: rewrite it so a double quote is neither \
+         its first nor its last character",
+    )
 }
 
 fn push_err(

@@ -166,10 +166,13 @@ validated_string!(
             && s.len() <= 255
             && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | ':' | '@'))
             && s.starts_with(|c: char| c.is_ascii_alphanumeric());
-        if ok {
-            Ok(())
-        } else {
+        if !ok {
             Err(format!("`{s}` is not a valid image reference"))
+        } else if s.ends_with(".image") || s.ends_with(".build") {
+            // quadlet takes such an Image= for a reference to its own .image or .build unit
+            Err(format!("`{s}` ends in .image or .build, which quadlet takes for one of its units"))
+        } else {
+            Ok(())
         }
     }
 );
@@ -309,6 +312,10 @@ mod tests {
     fn images_env_caps() {
         assert!(ImageRef::try_from("docker.io/lightninglabs/lnd:v0.21.2-beta".to_string()).is_ok());
         assert!(ImageRef::try_from("nginx --privileged".to_string()).is_err());
+        for unit in ["local/app.image", "app.build"] {
+            let e = ImageRef::try_from(unit.to_string()).unwrap_err();
+            assert!(e.contains("quadlet"), "{e}");
+        }
         assert!(EnvName::try_from("FB_PORT".to_string()).is_ok());
         assert!(EnvName::try_from("A=B".to_string()).is_err());
         assert!(Capability::try_from("NET_BIND_SERVICE".to_string()).is_ok());

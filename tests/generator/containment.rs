@@ -506,3 +506,44 @@ fn the_generator_renders_nothing_for_root() {
     );
     assert_eq!(run(None), 0, "the generator wrote units for root");
 }
+
+/// What quadlet would change on its way to podman is refused, rather than run changed: a health
+/// check losing its closing quote, one podman takes for "no check" while the unit waits for one,
+/// and an image reference quadlet takes for one of its own units (the app would get no unit).
+#[test]
+fn what_quadlet_would_change_is_refused() {
+    let t = node();
+    for (cmd, needle) in [
+        (r#"echo \"up\""#, "quadlet strips"),
+        (r#"\"/bin/check\" --fast"#, "quadlet strips"),
+        ("none", "disable the health check"),
+        (" NONE ", "disable the health check"),
+    ] {
+        let text = third_party("probe", "", &format!("[health]\ncmd = \"{cmd}\"\n"));
+        let errs = refused_newcomer(&t, "probe", &text);
+        let f = t.path(&format!("{VENDOR}/probe.toml"));
+        names(&errs, &f, "[health] cmd", &[needle]);
+        std::fs::remove_file(&f).unwrap();
+    }
+    // quotes inside are fine
+    t.vendor(
+        "probe",
+        third_party(
+            "probe",
+            "",
+            "[health]\ncmd = 'test \"$(cat /s)\" = ok || exit 1'\n",
+        ),
+    );
+    assert!(t.catalog_of().valid.contains_key("probe"));
+    std::fs::remove_file(t.path(&format!("{VENDOR}/probe.toml"))).unwrap();
+    for image in ["local/app.image", "app.build"] {
+        let text = format!("[app]\nid = \"probe\"\n[image]\nref = \"{image}\"\n");
+        let errs = refused_newcomer(&t, "probe", &text);
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("quadlet takes for one of its units")),
+            "{errs:#?}"
+        );
+        std::fs::remove_file(t.path(&format!("{VENDOR}/probe.toml"))).unwrap();
+    }
+}

@@ -70,7 +70,8 @@ fn nasty_app() -> (String, Vec<&'static str>, Vec<&'static str>, String) {
             t.catalog_of().valid.contains_key("x")
         })
         .collect();
-    assert!(accepted.len() >= 35, "{accepted:?}");
+    // most of them: a health cmd may not start or end with `"` (quadlet strips it)
+    assert!(accepted.len() >= 32, "{accepted:?}");
     let health = "echo \"a  b\" 'c' \\ %h %% $HOME ${X} $$ ; x\ty \\".to_string();
     let mut text = String::from(
         "# Every nasty string archy accepts, in the fields quadlet passes on to podman.\n[app]\nid = \"nasty\"\nname = \"100% \\\\ $HOME\"\nautostart = false\n\n[image]\nref = \"docker.io/library/busybox:1.37\"\n\n[container]\n",
