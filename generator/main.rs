@@ -7,7 +7,7 @@ use archy::log::Logger;
 use archy::paths::Paths;
 use archy::render::Context;
 use clap::Parser;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Render the node's app manifests into Quadlet units and services.
@@ -76,7 +76,7 @@ fn run(args: &Args, log: &Logger) -> anyhow::Result<()> {
     }
     let quadlet = quadlet_path();
     if args.dry_run {
-        return dry_run(&rendered, &quadlet, log);
+        return dry_run(&rendered, &quadlet, &ctx, log);
     }
     let out = &args.dirs[0];
     let src = generate::write_output(out, &rendered)?;
@@ -89,6 +89,20 @@ fn run(args: &Args, log: &Logger) -> anyhow::Result<()> {
     }
     let run = generate::run_quadlet(&quadlet, &src, Some(out))?;
     log_quadlet(&run.stderr, log);
+    // an app whose .container quadlet refused fails visibly, saying why, instead of having no unit
+    for (id, source) in generate::unconverted(&rendered, |s| out.join(s).exists()) {
+        let why = unconverted_reason(&run, &source);
+        log.error(&format!("app `{id}`: {why}"));
+        let manifest = catalog
+            .valid
+            .get(id)
+            .map(|a| a.source.clone())
+            .unwrap_or_default();
+        if let Some(text) = archy::render::unconverted_unit(&manifest, id, &why, &ctx) {
+            let path = out.join(format!("archy-{id}.service"));
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
     // the process ends here: freeing a large catalog piece by piece is time a reload waits for
     std::mem::forget((catalog, rendered));
     Ok(())
@@ -96,7 +110,8 @@ fn run(args: &Args, log: &Logger) -> anyhow::Result<()> {
 
 fn dry_run(
     rendered: &archy::render::Rendered,
-    quadlet: &std::path::Path,
+    quadlet: &Path,
+    ctx: &Context,
     log: &Logger,
 ) -> anyhow::Result<()> {
     use std::io::Write;
@@ -109,6 +124,14 @@ fn dry_run(
         let run = generate::run_quadlet(quadlet, dir.path(), None)?;
         out.push_str(&run.stdout);
         log_quadlet(&run.stderr, log);
+        let printed = |s: &str| run.stdout.contains(&format!("---{s}---"));
+        for (id, source) in generate::unconverted(rendered, printed) {
+            let why = unconverted_reason(&run, &source);
+            log.error(&format!("app `{id}`: {why}"));
+            let text = archy::render::unconverted_unit(Path::new(&source), id, &why, ctx)
+                .unwrap_or_default();
+            out.push_str(&format!("---archy-{id}.service---\n{text}\n"));
+        }
     } else {
         log.warn(&format!(
             "quadlet not found at {}: showing the Quadlet sources it would convert into services",
@@ -131,6 +154,14 @@ fn dry_run(
     std::io::stdout()
         .write_all(out.as_bytes())
         .context("writing to stdout")
+}
+
+/// Why quadlet made no service of `source`, in its words when it said.
+fn unconverted_reason(run: &generate::QuadletRun, source: &str) -> String {
+    match run.error_for(source) {
+        Some(why) => format!("quadlet refused {source}: {why}"),
+        None => format!("quadlet made no service of {source}"),
+    }
 }
 
 /// Passes on what quadlet said, minus its per-file progress lines.

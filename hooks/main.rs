@@ -146,6 +146,18 @@ fn state() -> anyhow::Result<std::path::PathBuf> {
 }
 
 fn explain(id: &str) -> ExitCode {
+    // run by the unit of an app quadlet refused to convert: the reason is the unit's
+    if let Some(why) = std::env::var(archy::render::QUADLET_ERROR_ENV)
+        .ok()
+        .filter(|w| !w.is_empty())
+    {
+        println!("archy app `{id}` has no service: {why}");
+        if libsystemd::logging::connected_to_journal() {
+            HookLog::new("explain", Some(id)).error(&why);
+            archy::journal::notify_status(&format!("not converted: {why}"));
+        }
+        return ExitCode::FAILURE;
+    }
     let paths = Paths::from_env();
     let (_, catalog) = generate::load_catalog(&paths);
     if let Some(app) = catalog.invalid.get(id) {

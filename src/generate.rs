@@ -194,13 +194,43 @@ fn write_files(dir: &Path, files: &[(String, String)]) -> anyhow::Result<()> {
     })
 }
 
-/// What quadlet printed.
+/// What quadlet printed. It converts every file it can even when one fails, and then exits 1.
 pub struct QuadletRun {
     pub stdout: String,
     pub stderr: String,
+    pub success: bool,
+}
+
+impl QuadletRun {
+    /// Why quadlet converted no service from the source file `name`, as it said it; None when it
+    /// did not name the file.
+    pub fn error_for(&self, name: &str) -> Option<String> {
+        let needle = format!("converting \"{name}\": ");
+        self.stderr
+            .lines()
+            .find_map(|l| l.split_once(&needle).map(|(_, why)| why.trim().to_string()))
+    }
+}
+
+/// The app ids among `rendered`'s sources that have no service in `services` (quadlet's output
+/// names): quadlet refused their `.container`.
+pub fn unconverted<'a>(
+    rendered: &'a Rendered,
+    has_service: impl Fn(&str) -> bool,
+) -> Vec<(&'a str, String)> {
+    rendered
+        .sources
+        .iter()
+        .filter_map(|(name, _)| {
+            let id = name.strip_prefix("archy-")?.strip_suffix(".container")?;
+            let service = format!("archy-{id}.service");
+            (!has_service(&service)).then_some((id, name.clone()))
+        })
+        .collect()
 }
 
 /// Runs quadlet on exactly the files in `src`: into `out`, or with `-dryrun` when `out` is None.
+/// Its exit status is in the result: a failure on one file leaves the others converted.
 pub fn run_quadlet(quadlet: &Path, src: &Path, out: Option<&Path>) -> anyhow::Result<QuadletRun> {
     let mut cmd = Command::new(quadlet);
     cmd.env("QUADLET_UNIT_DIRS", src)
@@ -244,18 +274,11 @@ pub fn run_quadlet(quadlet: &Path, src: &Path, out: Option<&Path>) -> anyhow::Re
         );
     };
     let status = child.wait()?;
-    let run = QuadletRun {
+    Ok(QuadletRun {
         stdout,
         stderr: t_err.join().unwrap_or_default(),
-    };
-    if !status.success() {
-        bail!(
-            "{} failed ({status}): {}",
-            quadlet.display(),
-            run.stderr.trim()
-        );
-    }
-    Ok(run)
+        success: status.success(),
+    })
 }
 
 /// The quadlet binary: `$ARCHY_QUADLET` or podman's default location.

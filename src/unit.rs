@@ -113,6 +113,12 @@ impl Section {
         self
     }
 
+    /// Sets `key` to `value` alone, dropping what it had.
+    pub fn replace(&mut self, key: &'static str, value: impl Into<String>) -> &mut Self {
+        self.entries.retain(|(k, _)| *k != key);
+        self.set(key, value)
+    }
+
     /// Adds `key=value` only when there is a value.
     pub fn set_opt(&mut self, key: &'static str, value: Option<impl Into<String>>) -> &mut Self {
         if let Some(v) = value {

@@ -342,3 +342,82 @@ fn generator_with_real_quadlet_passes_systemd_analyze_verify() {
         .expect("--health-cmd");
     assert_eq!(hc[1], health);
 }
+
+/// When quadlet refuses one app's `.container` (it converts the others and exits 1), that app gets
+/// a unit whose start fails with quadlet's reason, the others their services, and the generator
+/// succeeds. Quadlet is the real one, from the test root, behind a wrapper that makes it refuse
+/// `archy-lnd.container` the way it refuses a file (its message, its exit status): no valid
+/// manifest makes today's quadlet refuse, which is what the validation is for.
+#[test]
+fn an_app_quadlet_refuses_fails_visibly_and_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let root = match e2e_root() {
+        Ok(r) => r,
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+    let t = Tree::catalog();
+    let wrapper = t.path("quadlet");
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n{q} \"$@\"\nfor out; do :; done\n\
+             rm -f \"$out/archy-lnd.service\"\n\
+             echo 'quadlet-generator[1]: converting \"archy-lnd.container\": requested Quadlet image x was not found' >&2\n\
+             exit 1\n",
+            q = root.join(QUADLET).display()
+        ),
+    )
+    .expect("write wrapper");
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).expect("chmod");
+    fs::set_permissions(t.root(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = t.path("out");
+    fs::create_dir_all(&out).expect("mkdir");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_archy-generator"));
+    cmd.arg(&out)
+        .env("ARCHY_ROOT", t.root())
+        .env("ARCHY_LOG", "stderr")
+        .env("ARCHY_QUADLET", &wrapper);
+    if nix::unistd::getuid().is_root() {
+        std::os::unix::fs::chown(&out, Some(65534), Some(65534)).expect("chown");
+        cmd.uid(65534).gid(65534);
+    }
+    let run = cmd.output().expect("run the generator");
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "the generator failed: {log}");
+    assert!(
+        log.contains("app `lnd`: quadlet refused archy-lnd.container: requested Quadlet image"),
+        "{log}"
+    );
+    let lnd = fs::read_to_string(out.join("archy-lnd.service")).expect("lnd's failing unit");
+    assert_eq!(
+        values(&lnd, "ExecStart"),
+        [format!("{} explain lnd", archy::hook_binary())]
+    );
+    assert!(
+        values(&lnd, "Environment").iter().any(|e| e.starts_with(
+            "\"ARCHY_QUADLET_ERROR=quadlet refused archy-lnd.container: requested Quadlet image x"
+        )),
+        "{lnd}"
+    );
+    for id in ["bitcoin-core", "bitcoin-ui", "lnd-ui"] {
+        let text = fs::read_to_string(out.join(format!("archy-{id}.service"))).expect(id);
+        assert!(text.contains("podman run"), "{id} lost its service");
+    }
+    // the failing unit says why when started: explain reads the reason from its environment
+    let explain = Command::new(env!("CARGO_BIN_EXE_archy-hook"))
+        .args(["explain", "lnd"])
+        .env(
+            "ARCHY_QUADLET_ERROR",
+            "requested Quadlet image x was not found",
+        )
+        .env("ARCHY_LOG", "stderr")
+        .output()
+        .expect("explain");
+    assert_eq!(explain.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&explain.stdout)
+        .contains("has no service: requested Quadlet image x"));
+}
