@@ -214,10 +214,10 @@ impl QuadletRun {
 
 /// The app ids among `rendered`'s sources that have no service in `services` (quadlet's output
 /// names): quadlet refused their `.container`.
-pub fn unconverted<'a>(
-    rendered: &'a Rendered,
+pub fn unconverted(
+    rendered: &Rendered,
     has_service: impl Fn(&str) -> bool,
-) -> Vec<(&'a str, String)> {
+) -> Vec<(&str, String)> {
     rendered
         .sources
         .iter()
