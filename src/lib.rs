@@ -20,6 +20,7 @@ pub mod load;
 pub mod log;
 pub mod manifest;
 pub mod node;
+pub mod nofollow;
 pub mod paths;
 pub mod podman;
 pub mod purge;
