@@ -31,6 +31,7 @@ pub mod status;
 pub mod systemctl;
 pub mod text;
 pub mod unit;
+pub mod volumes;
 
 /// Where the hook binary is installed; units run it as `ExecStartPre=`/`ExecStart=`.
 /// Set at build time by `make` from its PREFIX.
