@@ -86,6 +86,9 @@ pub fn units(
         let sv = s.section("Service");
         sv.set("Type", "oneshot");
         sv.set("ExecStart", format!("{hook} backup {id} {name}"));
+        // a copy of at most MAX_BYTES takes seconds; a oneshot has no start timeout by default,
+        // and one that never ended would stop every later copy
+        sv.set("TimeoutStartSec", "2min");
         for (unit, file) in [(path_unit(id, name), p), (service_unit(id, name), s)] {
             out.push((unit, file.to_text().map_err(|e| e.to_string())?));
         }

@@ -440,6 +440,8 @@ fn failing_unit(source: &Path, id: &str, ctx: &Context) -> UnitFile {
     // `explain` reports the reason as the unit's status line
     sv.set("NotifyAccess", "main");
     sv.set("ExecStart", format!("{} explain {id}", ctx.hook));
+    // it only reads manifests; a oneshot has no start timeout by default
+    sv.set("TimeoutStartSec", "1min");
     if let Some(root) = &ctx.archy_root {
         sv.set("Environment", systemd_env("ARCHY_ROOT", root));
     }
