@@ -1233,5 +1233,39 @@ fn nested_volumes_of_one_source_are_refused() {
         at_key(&refused(&t, id), f, "[container] volumes", both);
         fails_visibly(&t, id);
     }
-    assert!(t.catalog_of().valid.contains_key("ok"));
+    // another app's shared data: its container can plant the link; the app's own `Main` is
+    // another directory
+    t.vendor(
+        "explorer",
+        "[app]\nid = \"explorer\"\nshares = [\"Main\"]\n[image]\nref = \"docker.io/library/busybox:1.37\"\n",
+    );
+    let theirs = |sub: &str, target: &str| {
+        format!("\n[[container.volumes]]\napp = \"explorer\"\nsubpath = \"{sub}\"\ntarget = \"{target}\"\n")
+    };
+    let needs = "\n[dependencies]\nrequires = [\"explorer\"]\n";
+    let f = t.vendor(
+        "shop",
+        app(
+            "shop",
+            &(theirs("Main", "/m") + &theirs("Main/x", "/x") + needs),
+        ),
+    );
+    at_key(
+        &refused(&t, "shop"),
+        &f,
+        "[container] volumes",
+        "`/m` and `/x`",
+    );
+    let mine = vol("data", Some("Main"), "/mine");
+    t.vendor(
+        "shop2",
+        app("shop2", &(theirs("Main", "/m") + &mine + needs)),
+    );
+    let c = t.catalog_of();
+    assert!(
+        c.valid.contains_key("ok") && c.valid.contains_key("shop2"),
+        "{:#?}",
+        c.invalid.keys()
+    );
+    assert!(c.valid.contains_key("explorer"));
 }
