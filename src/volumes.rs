@@ -2,6 +2,9 @@
 //! starts. A container writes below them (the app's own, or the app sharing its data with this
 //! one), so a link or FIFO it planted may be there: each directory is made one step at a time
 //! below its root, no step following a link, and anything but a directory there is refused.
+//! podman mounts by path afterwards: a sharing app's container, running meanwhile, could still
+//! swap a directory for a link in between; this closes the window a start always left open, not
+//! that one.
 
 use crate::manifest::{Manifest, VolumeSource};
 use crate::node::NodeSettings;
