@@ -1,8 +1,8 @@
 //! archy-hook: the oneshot helpers units and package managers run, and people use.
 //!
 //! `explain <id>` tells why an app's manifest is invalid (the failing unit the generator emits for
-//! such an app runs it). The app's own unit runs `preflight` (as `ExecCondition=`), then `secrets`,
-//! `render` and `ensure-image` (as `ExecStartPre=`).
+//! such an app runs it). The app's own unit runs `preflight` (as `ExecCondition=`), then `volumes`,
+//! `secrets`, `render` and `ensure-image` (as `ExecStartPre=`).
 
 use anyhow::{bail, Context as _};
 use archy::catalog::ValidApp;
@@ -30,6 +30,9 @@ enum Cmd {
         /// The app id (the manifest's file name without .toml).
         id: String,
     },
+    /// Create the host directories the app's volumes mount, one step at a time, refusing a
+    /// symbolic link, FIFO or file a container planted on the way (nothing is followed).
+    Volumes { id: String },
     /// Create the secrets the app declares, if missing (0600 files; values are never printed).
     Secrets { id: String },
     /// Render the app's config templates with node settings and secrets, where they changed.
@@ -94,6 +97,7 @@ enum Cmd {
 fn main() -> ExitCode {
     let (hook, id, result) = match Args::parse().command {
         Cmd::Explain { id } => return explain(&id),
+        Cmd::Volumes { id } => ("volumes", id.clone(), volumes(&id)),
         Cmd::Secrets { id } => ("secrets", id.clone(), secrets(&id)),
         Cmd::Render { id } => ("render", id.clone(), render(&id)),
         Cmd::EnsureImage { id } => ("ensure-image", id.clone(), ensure_image(&id)),
@@ -192,6 +196,30 @@ fn explain(id: &str) -> ExitCode {
         paths.admin_apps().display()
     );
     ExitCode::FAILURE
+}
+
+fn volumes(id: &str) -> anyhow::Result<()> {
+    let (_, node, app) = valid_app(id)?;
+    let state = state()?;
+    let log = HookLog::new("volumes", Some(id));
+    for d in archy::volumes::host_dirs(&node, &state, &app.manifest) {
+        let created = archy::volumes::ensure(&d).with_context(|| {
+            format!(
+                "volume `{}` of app `{id}`, at {} (app `{}`'s container writes there)",
+                d.target,
+                d.path().display(),
+                d.writer
+            )
+        })?;
+        for p in created {
+            log.info(&format!(
+                "created {} for volume `{}`",
+                p.display(),
+                d.target
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn secrets(id: &str) -> anyhow::Result<()> {

@@ -2,17 +2,22 @@
 //! target, so a reader (or a crash) sees the old content or the new, never half of either.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 /// Writes `contents` to `path` atomically with `mode`. Returns whether the file changed: when it
-/// already holds exactly `contents` with that mode, nothing is written.
+/// already holds exactly `contents` with that mode, nothing is written. The old file is read
+/// without following a link and without blocking: anything but a regular file there is refused.
 pub fn write_if_changed(path: &Path, contents: &[u8], mode: u32) -> io::Result<bool> {
-    if let Ok(old) = fs::read(path) {
-        let same_mode = fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o7777 == mode);
-        if old == contents && same_mode {
-            return Ok(false);
+    if let Some(mut old) = crate::nofollow::open_file(path, path)? {
+        let meta = old.metadata()?;
+        if meta.len() == contents.len() as u64 && meta.permissions().mode() & 0o7777 == mode {
+            let mut bytes = Vec::with_capacity(contents.len());
+            old.read_to_end(&mut bytes)?;
+            if bytes == contents {
+                return Ok(false);
+            }
         }
     }
     write(path, contents, mode)?;
@@ -56,5 +61,25 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"two");
         // no temporary file is left behind
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_link_or_fifo_in_place_of_the_old_file_is_refused_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        fs::write(&elsewhere, b"theirs").unwrap();
+        fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o644)).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+        let e = write_if_changed(&link, b"ours", 0o600).unwrap_err();
+        assert!(e.to_string().contains("link is a symbolic link"), "{e}");
+        assert_eq!(fs::read(&elsewhere).unwrap(), b"theirs");
+        let mode = fs::metadata(&elsewhere).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+        // a FIFO with no writer: a blocking read would never return
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let e = write_if_changed(&fifo, b"ours", 0o600).unwrap_err();
+        assert!(e.to_string().contains("fifo is a FIFO"), "{e}");
     }
 }

@@ -8,7 +8,6 @@ use crate::manifest::{BackupFile, Manifest};
 use crate::node::NodeSettings;
 use crate::unit::UnitFile;
 use std::io::{self, Read};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// `backup_dir`'s default, below `data_dir`: an app may not take this id.
@@ -86,6 +85,9 @@ pub fn units(
         let sv = s.section("Service");
         sv.set("Type", "oneshot");
         sv.set("ExecStart", format!("{hook} backup {id} {name}"));
+        // a copy of at most MAX_BYTES takes seconds; a oneshot has no start timeout by default,
+        // and one that never ended would stop every later copy
+        sv.set("TimeoutStartSec", "2min");
         for (unit, file) in [(path_unit(id, name), p), (service_unit(id, name), s)] {
             out.push((unit, file.to_text().map_err(|e| e.to_string())?));
         }
@@ -207,70 +209,37 @@ pub fn copy_new_version(
 /// without blocking on a FIFO; refuses anything but a regular file of at most `MAX_BYTES`. None
 /// when it does not exist (yet). `base` is the app's data dir: its contents are the container's.
 pub fn read_below(base: &Path, rel: &Path) -> io::Result<Option<Vec<u8>>> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use crate::nofollow::{at, open_dir, open_file};
     let parts: Vec<_> = rel.components().collect();
     let Some((last, dirs)) = parts.split_last() else {
         return Err(io::Error::other("empty path"));
     };
-    // each step is opened below the directory opened before it (through its /proc/self/fd
-    // entry), with O_NOFOLLOW: a link at any step is refused, never followed
-    let open = |at: Option<&std::fs::File>, part: &Path, flags: i32| {
-        let path = match at {
-            None => part.to_path_buf(),
-            Some(dir) => Path::new(&format!("/proc/self/fd/{}", dir.as_raw_fd())).join(part),
-        };
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc_flags::NOFOLLOW | libc_flags::CLOEXEC | flags)
-            .open(path)
-    };
-    let mut at = base.to_path_buf();
-    let mut dir = match open(None, base, libc_flags::DIRECTORY) {
+    let missing = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
+    // each step is opened below the directory opened before it: a link at any step is
+    // refused, never followed
+    let mut shown = base.to_path_buf();
+    let mut dir = match open_dir(base, base) {
         Ok(d) => d,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io::Error::other(format!("{}: {e}", base.display()))),
+        Err(e) if missing(&e) => return Ok(None),
+        Err(e) => return Err(e),
     };
     for part in dirs {
-        at.push(part);
-        dir = match open(
-            Some(&dir),
-            Path::new(part.as_os_str()),
-            libc_flags::DIRECTORY,
-        ) {
+        shown.push(part);
+        dir = match open_dir(&at(&dir, Path::new(part.as_os_str())), &shown) {
             Ok(d) => d,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            // ELOOP or ENOTDIR: a link, or a file where a directory should be
-            Err(e) => {
-                return Err(io::Error::other(format!(
-                    "{}: {e} (not following it)",
-                    at.display()
-                )))
-            }
+            Err(e) if missing(&e) => return Ok(None),
+            Err(e) => return Err(e),
         };
     }
-    at.push(last);
-    let flags = libc_flags::NONBLOCK | libc_flags::NOCTTY;
-    let mut f = match open(Some(&dir), Path::new(last.as_os_str()), flags) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(io::Error::other(format!(
-                "{}: {e} (not following it)",
-                at.display()
-            )))
-        }
+    shown.push(last);
+    let Some(mut f) = open_file(&at(&dir, Path::new(last.as_os_str())), &shown)? else {
+        return Ok(None);
     };
     let meta = f.metadata()?;
-    if !meta.file_type().is_file() {
-        return Err(io::Error::other(format!(
-            "{} is not a regular file",
-            at.display()
-        )));
-    }
     if meta.len() > MAX_BYTES {
         return Err(io::Error::other(format!(
             "{} is {} bytes, more than the {MAX_BYTES} a backup may be",
-            at.display(),
+            shown.display(),
             meta.len()
         )));
     }
@@ -279,20 +248,10 @@ pub fn read_below(base: &Path, rel: &Path) -> io::Result<Option<Vec<u8>>> {
     if buf.len() as u64 > MAX_BYTES {
         return Err(io::Error::other(format!(
             "{} grew past {MAX_BYTES} bytes",
-            at.display()
+            shown.display()
         )));
     }
     Ok(Some(buf))
-}
-
-/// The open(2) flags used above, from nix's libc.
-mod libc_flags {
-    use nix::fcntl::OFlag;
-    pub const NOFOLLOW: i32 = OFlag::O_NOFOLLOW.bits();
-    pub const CLOEXEC: i32 = OFlag::O_CLOEXEC.bits();
-    pub const DIRECTORY: i32 = OFlag::O_DIRECTORY.bits();
-    pub const NONBLOCK: i32 = OFlag::O_NONBLOCK.bits();
-    pub const NOCTTY: i32 = OFlag::O_NOCTTY.bits();
 }
 
 #[cfg(test)]
@@ -347,12 +306,17 @@ mod tests {
         let secret = d.path().join("secret");
         std::fs::write(&secret, b"password").unwrap();
         std::os::unix::fs::symlink(&secret, base.join("data/chain/link")).unwrap();
-        assert!(read("data/chain/link").is_err());
+        let e = read("data/chain/link").unwrap_err();
+        assert!(e.to_string().contains("link is a symbolic link"), "{e}");
         std::os::unix::fs::symlink(d.path(), base.join("data/up")).unwrap();
-        assert!(read("data/up/secret").is_err());
+        let e = read("data/up/secret").unwrap_err();
+        assert!(e.to_string().contains("up is a symbolic link"), "{e}");
         nix::unistd::mkfifo(&base.join("data/chain/fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
         let e = read("data/chain/fifo").unwrap_err();
-        assert!(e.to_string().contains("not a regular file"), "{e}");
+        assert!(
+            e.to_string().contains("fifo is a FIFO, not a regular file"),
+            "{e}"
+        );
     }
 
     #[test]

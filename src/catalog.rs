@@ -619,6 +619,33 @@ fn check_one(m: &Manifest, path: &std::path::Path, paths: &Paths) -> Vec<InputEr
             err("[container] volumes", format!("`{t}` is mounted twice"));
         }
     }
+    // one volume's directory inside another's (of the same source and owner): the container can
+    // plant a link where the inner one is, redirecting its creation and its bind mount
+    let dir_of = |v: &crate::manifest::Volume| {
+        let sub = v.subpath.as_ref().map_or("", |s| s.as_str());
+        let parts: Vec<String> = sub
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .map(str::to_string)
+            .collect();
+        (v.from, v.owner(id).to_string(), parts)
+    };
+    for (i, outer) in c.volumes.iter().enumerate() {
+        let (from, owner, o) = dir_of(outer);
+        for inner in &c.volumes[i + 1..] {
+            let (from2, owner2, n) = dir_of(inner);
+            if from == from2 && owner == owner2 && (n.starts_with(&o) || o.starts_with(&n)) {
+                err(
+                    "[container] volumes",
+                    format!(
+                        "`{}` and `{}` mount one directory or one inside the other: mount the \
+                         outer one only, or directories side by side",
+                        outer.target, inner.target
+                    ),
+                );
+            }
+        }
+    }
     // quadlet ends `Exec=` at an empty word, dropping it and every argument after it, and copies a
     // lone `;` unquoted into `ExecStart=`, where systemd takes it for a command separator
     for (i, arg) in c.command.iter().flatten().enumerate() {

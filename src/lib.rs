@@ -21,6 +21,7 @@ pub mod load;
 pub mod log;
 pub mod manifest;
 pub mod node;
+pub mod nofollow;
 pub mod paths;
 pub mod podman;
 pub mod purge;
@@ -31,6 +32,7 @@ pub mod status;
 pub mod systemctl;
 pub mod text;
 pub mod unit;
+pub mod volumes;
 
 /// Where the hook binary is installed; units run it as `ExecStartPre=`/`ExecStart=`.
 /// Set at build time by `make` from its PREFIX.

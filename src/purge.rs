@@ -54,7 +54,7 @@ pub fn plan(
     );
     add(
         state.join(id),
-        "its state: rendered configs and kept init outputs (for lnd, the only copy archy keeps of the wallet seed)"
+        "its state: rendered configs, kept init outputs (for lnd, the only copy archy keeps of the wallet seed) and its state volume"
             .into(),
     );
     add(

@@ -345,20 +345,13 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
     if let Some(root) = &ctx.archy_root {
         sv.set("Environment", systemd_env("ARCHY_ROOT", root));
     }
-    let mut dirs: Vec<String> = c
-        .volumes
-        .iter()
-        .filter(|v| v.from != VolumeSource::Secrets)
-        .map(|v| volume_source(node, id, v))
-        .collect();
-    dirs.sort();
-    dirs.dedup();
     if c.volumes.iter().any(|v| v.from == VolumeSource::Data) {
         // a condition, not a start step: a full disk leaves the unit stopped, not crash-looping
         sv.set("ExecCondition", format!("{} preflight {id}", ctx.hook));
     }
-    if !dirs.is_empty() {
-        sv.set("ExecStartPre", format!("mkdir -p {}", dirs.join(" ")));
+    if c.volumes.iter().any(|v| v.from != VolumeSource::Secrets) {
+        // not `mkdir -p`: a link a container planted in a volume must not redirect it
+        sv.set("ExecStartPre", format!("{} volumes {id}", ctx.hook));
     }
     if !m.secrets.is_empty() {
         sv.set("ExecStartPre", format!("{} secrets {id}", ctx.hook));
@@ -378,7 +371,7 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
 pub fn volume_source(node: &NodeSettings, id: &str, v: &crate::manifest::Volume) -> String {
     let base = match v.from {
         VolumeSource::Data => format!("{}/{}", node.data_dir, v.owner(id)),
-        VolumeSource::State => format!("{STATE}/{id}"),
+        VolumeSource::State => format!("{STATE}/{id}/{}", crate::volumes::STATE_VOLUME),
         VolumeSource::Secrets => format!("{STATE}/secrets"),
     };
     match &v.subpath {
@@ -447,6 +440,8 @@ fn failing_unit(source: &Path, id: &str, ctx: &Context) -> UnitFile {
     // `explain` reports the reason as the unit's status line
     sv.set("NotifyAccess", "main");
     sv.set("ExecStart", format!("{} explain {id}", ctx.hook));
+    // it only reads manifests; a oneshot has no start timeout by default
+    sv.set("TimeoutStartSec", "1min");
     if let Some(root) = &ctx.archy_root {
         sv.set("Environment", systemd_env("ARCHY_ROOT", root));
     }

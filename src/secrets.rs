@@ -180,13 +180,15 @@ pub fn is_applied(state: &Path, name: &str, secret: &Secret) -> bool {
     fs::read_to_string(dir(state, name).join(APPLIED)).is_ok_and(|f| f == fingerprint(secret))
 }
 
-/// Creates `path` and its parents with mode 0700 (parents that exist are left as they are).
+/// Creates `path` and its parents with mode 0700 (parents that exist are left as they are). The
+/// mode is set on the directory opened, never through a link at `path` (refused, as is a FIFO or
+/// anything else there).
 pub fn create_private_dir(path: &Path) -> io::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(path)?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+    crate::nofollow::open_dir(path, path)?.set_permissions(fs::Permissions::from_mode(0o700))
 }
 
 #[cfg(test)]
@@ -257,6 +259,27 @@ mod tests {
             why.contains("`db`") && why.contains("mariadb keeps"),
             "{why}"
         );
+    }
+
+    #[test]
+    fn a_private_dir_is_never_made_through_a_link_or_a_fifo() {
+        let d = tempfile::tempdir().unwrap();
+        let other = d.path().join("other");
+        fs::create_dir(&other).unwrap();
+        fs::set_permissions(&other, fs::Permissions::from_mode(0o755)).unwrap();
+        let link = d.path().join("config");
+        std::os::unix::fs::symlink(&other, &link).unwrap();
+        let e = create_private_dir(&link).unwrap_err();
+        assert!(e.to_string().contains("config is a symbolic link"), "{e}");
+        let mode = fs::metadata(&other).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755, "chmodded through the link");
+        let fifo = d.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(create_private_dir(&fifo).is_err());
+        let ok = d.path().join("a/b");
+        create_private_dir(&ok).unwrap();
+        let mode = fs::metadata(&ok).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 
     #[test]

@@ -96,3 +96,67 @@ fn rotate_refuses_a_secret_a_database_keeps() {
     );
     assert_ne!(std::fs::read(&rpc).expect("rpc secret"), old);
 }
+
+/// `volumes` makes an app's volume directories, and refuses, naming the volume, the path and
+/// the app whose container wrote it, a link planted in the directory another app shares;
+/// nothing is made where the link points.
+#[test]
+fn volumes_refuses_a_link_in_a_shared_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let apps = root.join("usr/share/archipelago/apps");
+    std::fs::create_dir_all(&apps).expect("mkdir");
+    let data = dir.path().join("data");
+    let node = root.join("etc/archipelago/node.toml");
+    std::fs::create_dir_all(node.parent().expect("a dir")).expect("mkdir");
+    std::fs::write(&node, format!("data_dir = \"{}\"\n", data.display())).expect("node.toml");
+    let image = "[image]\nref = \"docker.io/library/busybox:1.37\"\n";
+    std::fs::write(
+        apps.join("sharer.toml"),
+        format!("[app]\nid = \"sharer\"\nshares = [\"pub\"]\n{image}[[container.volumes]]\ntarget = \"/d\"\n"),
+    )
+    .expect("manifest");
+    std::fs::write(
+        apps.join("taker.toml"),
+        format!(
+            "[app]\nid = \"taker\"\n{image}[dependencies]\nrequires = [\"sharer\"]\n\
+             [[container.volumes]]\ntarget = \"/own\"\nsubpath = \"a/b\"\n\
+             [[container.volumes]]\napp = \"sharer\"\nsubpath = \"pub/x\"\ntarget = \"/shared\"\n"
+        ),
+    )
+    .expect("manifest");
+    let hook = |id: &str| {
+        Command::new(env!("CARGO_BIN_EXE_archy-hook"))
+            .args(["volumes", id])
+            .env("ARCHY_ROOT", &root)
+            .env("ARCHY_LOG", "stderr")
+            .env("XDG_STATE_HOME", dir.path().join("state"))
+            .env_remove("NOTIFY_SOCKET")
+            .output()
+            .expect("archy-hook")
+    };
+    let out = hook("sharer");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(data.join("sharer").is_dir());
+    // the sharer's container plants a link to the service user's secrets
+    let secrets = dir.path().join("state/archipelago/secrets");
+    std::fs::create_dir_all(&secrets).expect("mkdir");
+    std::os::unix::fs::symlink(&secrets, data.join("sharer/pub")).expect("symlink");
+    let out = hook("taker");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let link = data.join("sharer/pub");
+    assert!(
+        err.contains("volume `/shared` of app `taker`")
+            && err.contains("app `sharer`'s container writes there")
+            && err.contains(&format!("{} is a symbolic link", link.display())),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&secrets).expect("ls").count(), 0);
+    // its own volume, before the shared one, was made
+    assert!(data.join("taker/a/b").is_dir());
+}

@@ -484,3 +484,31 @@ fn the_shipped_catalog_holds_no_credential_and_no_trust() {
         }
     }
 }
+
+#[test]
+fn a_state_volume_is_a_directory_beside_archys_own_files_and_made_by_the_hook() {
+    let t = Tree::new();
+    t.vendor(
+        "st",
+        "[app]\nid = \"st\"\n[image]\nref = \"docker.io/library/busybox:1.37\"\n\
+         [[container.volumes]]\nfrom = \"state\"\nsubpath = \"a\"\ntarget = \"/a\"\n\
+         [[container.volumes]]\nfrom = \"state\"\nsubpath = \"b/\"\ntarget = \"/b\"\n",
+    );
+    let r = t.render();
+    let c = file(&r, "archy-st.container");
+    // not %S/archipelago/st itself: its config/, init/ and secrets list are archy's
+    assert_eq!(
+        values(c, "Volume"),
+        [
+            "%S/archipelago/st/volume/a:/a",
+            "%S/archipelago/st/volume/b:/b"
+        ]
+    );
+    assert_eq!(
+        values(c, "ExecStartPre"),
+        [
+            format!("{HOOK} volumes st"),
+            format!("{HOOK} ensure-image st")
+        ]
+    );
+}

@@ -1188,3 +1188,85 @@ fn another_apps_data_only_where_it_is_shared_and_required() {
         ["/var/lib/archipelago/explorer/Main:/x:ro"]
     );
 }
+
+#[test]
+fn nested_volumes_of_one_source_are_refused() {
+    let t = Tree::new();
+    let vol = |from: &str, sub: Option<&str>, target: &str| {
+        let sub = sub.map_or(String::new(), |s| format!("subpath = \"{s}\"\n"));
+        format!("\n[[container.volumes]]\nfrom = \"{from}\"\n{sub}target = \"{target}\"\n")
+    };
+    // the whole data dir and a directory in it; `a` and `a/b` spelled loosely; the state
+    // volume; one directory twice
+    let cases = [
+        (
+            "w",
+            vol("data", None, "/all") + &vol("data", Some("db"), "/db"),
+            "`/all` and `/db`",
+        ),
+        (
+            "x",
+            vol("data", Some("./a/"), "/a") + &vol("data", Some("a//b"), "/b"),
+            "`/a` and `/b`",
+        ),
+        (
+            "y",
+            vol("state", Some("a/b"), "/b") + &vol("state", Some("a"), "/a"),
+            "`/b` and `/a`",
+        ),
+        (
+            "z",
+            vol("data", Some("a"), "/one") + &vol("data", Some("./a"), "/two"),
+            "`/one` and `/two`",
+        ),
+    ];
+    let files: Vec<_> = cases
+        .iter()
+        .map(|(id, extra, _)| t.vendor(id, app(id, extra)))
+        .collect();
+    // side by side, a name that merely starts alike, or another source: fine
+    let fine = vol("data", Some("a"), "/a")
+        + &vol("data", Some("ab"), "/ab")
+        + &vol("data", Some("b"), "/b")
+        + &vol("state", Some("a"), "/s");
+    t.vendor("ok", app("ok", &fine));
+    for ((id, _, both), f) in cases.iter().zip(&files) {
+        at_key(&refused(&t, id), f, "[container] volumes", both);
+        fails_visibly(&t, id);
+    }
+    // another app's shared data: its container can plant the link; the app's own `Main` is
+    // another directory
+    t.vendor(
+        "explorer",
+        "[app]\nid = \"explorer\"\nshares = [\"Main\"]\n[image]\nref = \"docker.io/library/busybox:1.37\"\n",
+    );
+    let theirs = |sub: &str, target: &str| {
+        format!("\n[[container.volumes]]\napp = \"explorer\"\nsubpath = \"{sub}\"\ntarget = \"{target}\"\n")
+    };
+    let needs = "\n[dependencies]\nrequires = [\"explorer\"]\n";
+    let f = t.vendor(
+        "shop",
+        app(
+            "shop",
+            &(theirs("Main", "/m") + &theirs("Main/x", "/x") + needs),
+        ),
+    );
+    at_key(
+        &refused(&t, "shop"),
+        &f,
+        "[container] volumes",
+        "`/m` and `/x`",
+    );
+    let mine = vol("data", Some("Main"), "/mine");
+    t.vendor(
+        "shop2",
+        app("shop2", &(theirs("Main", "/m") + &mine + needs)),
+    );
+    let c = t.catalog_of();
+    assert!(
+        c.valid.contains_key("ok") && c.valid.contains_key("shop2"),
+        "{:#?}",
+        c.invalid.keys()
+    );
+    assert!(c.valid.contains_key("explorer"));
+}
