@@ -214,10 +214,7 @@ impl QuadletRun {
 
 /// The app ids among `rendered`'s sources that have no service in `services` (quadlet's output
 /// names): quadlet refused their `.container`.
-pub fn unconverted(
-    rendered: &Rendered,
-    has_service: impl Fn(&str) -> bool,
-) -> Vec<(&str, String)> {
+pub fn unconverted(rendered: &Rendered, has_service: impl Fn(&str) -> bool) -> Vec<(&str, String)> {
     rendered
         .sources
         .iter()
