@@ -42,6 +42,10 @@ fn find_quadlet() -> Option<PathBuf> {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(PEAK_OF) {
+        return peak_of(&args[2], Path::new(&args[3]), Path::new(&args[4]));
+    }
     let quadlet = find_quadlet();
     let shm = Path::new("/dev/shm");
     let parent = if shm.is_dir() {
@@ -157,7 +161,101 @@ fn main() {
         println!("{line}   ({sources} sources, {services} services)");
     }
     println!("target: archy total at most 1.25x quadlet alone at 1000 apps");
+    bench_shapes(generator, work.path());
     bench_render();
+}
+
+/// The shapes whose cost once grew with the square of their size, at 10,000 apps each.
+const SHAPES: &[&str] = &["flat", "chain", "ring", "one provided name"];
+const SHAPE_APPS: usize = 10_000;
+/// What a reload may take for archy's own work at that size.
+const SHAPE_BUDGET: Duration = Duration::from_secs(5);
+const PEAK_OF: &str = "--peak-of";
+
+/// The generator's wall time and peak memory on each shape, archy's own work only (its sources
+/// written; quadlet, linear in files, is left out). Each run is measured in a child of this
+/// benchmark, so that its peak is its own.
+fn bench_shapes(generator: &str, work: &Path) {
+    println!();
+    println!(
+        "{:<28} {:>10} {:>12}   budget {} s",
+        format!("{SHAPE_APPS} apps, shaped as"),
+        "time",
+        "peak RSS",
+        SHAPE_BUDGET.as_secs()
+    );
+    for shape in SHAPES {
+        let tree = work.join(shape.replace(' ', "-"));
+        write_shape(&tree, shape, SHAPE_APPS);
+        let mut times = Vec::new();
+        let mut peak = 0;
+        for _ in 0..3 {
+            let out = work.join("shape-out");
+            let _ = fs::remove_dir_all(&out);
+            fs::create_dir_all(&out).expect("out dir");
+            let run = Command::new(std::env::current_exe().expect("this benchmark"))
+                .args([PEAK_OF, generator])
+                .arg(&tree)
+                .arg(&out)
+                .output()
+                .expect("measure");
+            let text = String::from_utf8_lossy(&run.stdout);
+            let (us, kb) = text.trim().split_once(' ').expect("time and peak");
+            times.push(Duration::from_micros(us.parse().expect("µs")));
+            peak = peak.max(kb.parse::<u64>().expect("KiB"));
+        }
+        let took = median(times);
+        let verdict = if took <= SHAPE_BUDGET {
+            "within"
+        } else {
+            "OVER BUDGET"
+        };
+        println!(
+            "{shape:<28} {:>10} {:>9} MiB   {verdict}",
+            fmt(took),
+            peak / 1024
+        );
+    }
+}
+
+/// In the measuring child: runs the generator on `tree` into `out`, prints its wall time (µs)
+/// and peak resident size (KiB).
+fn peak_of(generator: &str, tree: &Path, out: &Path) {
+    let mut cmd = Command::new(generator);
+    as_ordinary_user(&mut cmd, out);
+    cmd.arg(out)
+        .env("ARCHY_ROOT", tree)
+        .env("ARCHY_LOG", "stderr")
+        .env("ARCHY_QUADLET", "/nonexistent/quadlet")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let t = Instant::now();
+    cmd.status().expect("run generator");
+    let took = t.elapsed();
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+        .expect("getrusage");
+    println!("{} {}", took.as_micros(), usage.max_rss());
+}
+
+/// `n` minimal apps: independent (flat), each requiring the one before (chain), the first also
+/// requiring the last (ring), or all providing one name.
+fn write_shape(root: &Path, shape: &str, n: usize) {
+    let dir = root.join("usr/share/archipelago/apps");
+    fs::create_dir_all(&dir).expect("mkdir");
+    let id = |i: usize| format!("app-{i:05}");
+    for i in 0..n {
+        let (provides, requires) = match shape {
+            "chain" if i > 0 => ("", format!("requires = [\"{}\"]", id(i - 1))),
+            "ring" => ("", format!("requires = [\"{}\"]", id((i + n - 1) % n))),
+            "one provided name" => ("provides = [\"svc\"]", String::new()),
+            _ => ("", String::new()),
+        };
+        let text = format!(
+            "[app]\nid = \"{}\"\n{provides}\n[image]\nref = \"docker.io/example/app:1\"\n[dependencies]\n{requires}\n",
+            id(i)
+        );
+        fs::write(dir.join(format!("{}.toml", id(i))), text).expect("write");
+    }
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -174,6 +272,12 @@ fn copy_catalog(root: &Path) {
     let share = root.join("usr/share/archipelago");
     copy_dir(&repo.join("apps"), &share.join("apps"));
     copy_dir(&repo.join("templates"), &share.join("templates"));
+    fs::create_dir_all(share.join("grants.d")).expect("mkdir");
+    fs::copy(
+        repo.join("grants.toml"),
+        share.join("grants.d/archy-catalog.toml"),
+    )
+    .expect("the catalog's grants");
 }
 
 fn copy_dir(from: &Path, to: &Path) {

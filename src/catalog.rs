@@ -4,7 +4,7 @@
 //! manifest never takes the rest down.
 
 use crate::error::InputError;
-use crate::graph::{find_cycles, Edges};
+use crate::graph::{find_cycles, Cycle, Edges};
 use crate::load::Loaded;
 use crate::manifest::{Manifest, Protocol, SecretKind};
 use crate::node::NodeSettings;
@@ -336,15 +336,14 @@ pub fn resolve(
     }
 
     for cycle in blamed_cycles(&edges, &newcomer) {
-        let text = cycle.join(" → ");
-        let id = &cycle[0];
-        push_err(
-            &mut errors,
-            id,
-            &manifests[id].1,
-            "[dependencies]",
-            format!("dependency cycle: {text}"),
-        );
+        let text = cycle.path.join(" → ");
+        let msg = if cycle.among > crate::graph::LARGE_GROUP {
+            format!("dependency cycle among {} apps, e.g. {text}", cycle.among)
+        } else {
+            format!("dependency cycle: {text}")
+        };
+        let id = &cycle.app;
+        push_err(&mut errors, id, &manifests[id].1, "[dependencies]", msg);
     }
 
     check_secrets(&manifests, &ranked, policy, &edges, &mut errors);
@@ -413,11 +412,11 @@ pub fn resolve(
 
 /// The cycles to report, each as the app refused and its cycle. A newcomer that closes a cycle
 /// is refused alone; installed apps only for a cycle that remains without the newcomers on one.
-fn blamed_cycles(edges: &Edges, newcomer: &dyn Fn(&str) -> bool) -> Vec<Vec<String>> {
+fn blamed_cycles(edges: &Edges, newcomer: &dyn Fn(&str) -> bool) -> Vec<Cycle> {
     let first = find_cycles(edges);
     let blamed: BTreeSet<&str> = first
         .iter()
-        .map(|c| c[0].as_str())
+        .map(|c| c.app.as_str())
         .filter(|id| newcomer(id))
         .collect();
     if blamed.is_empty() {
@@ -428,9 +427,9 @@ fn blamed_cycles(edges: &Edges, newcomer: &dyn Fn(&str) -> bool) -> Vec<Vec<Stri
         .filter(|(id, _)| !blamed.contains(id.as_str()))
         .map(|(id, l)| (id.clone(), l.clone()))
         .collect();
-    let mut out: Vec<Vec<String>> = first
+    let mut out: Vec<Cycle> = first
         .iter()
-        .filter(|c| blamed.contains(c[0].as_str()))
+        .filter(|c| blamed.contains(c.app.as_str()))
         .cloned()
         .collect();
     out.extend(find_cycles(&rest));

@@ -20,6 +20,10 @@ use std::time::Duration;
 pub const SOURCE_DIR: &str = "archy-quadlet";
 pub const DEFAULT_QUADLET: &str = "/usr/libexec/podman/quadlet";
 const QUADLET_TIMEOUT: Duration = Duration::from_secs(60);
+/// The most app manifests a node may have. Validation is linear in apps and edges (`make bench`
+/// shows 10,000 apps of every shape within its budget); past this bound the set is refused as a
+/// whole, so that no package of tiny manifests can make a reload outlast the manager's patience.
+pub const MAX_APPS: usize = 20_000;
 
 /// Reads node settings and manifests and resolves them. When node.toml is broken, every app is
 /// held back (as invalid, naming the node.toml error): starting apps with default settings could
@@ -27,6 +31,28 @@ const QUADLET_TIMEOUT: Duration = Duration::from_secs(60);
 pub fn load_catalog(paths: &Paths) -> (Result<NodeSettings, InputError>, Catalog) {
     let node = load::read_node(paths);
     let loaded = load::load_all(paths);
+    if loaded.len() > MAX_APPS {
+        // a bound on what one reload may cost, whatever shape the manifests have
+        let e = InputError::new(
+            &paths.vendor_apps(),
+            format!(
+                "{} app manifests are more than the {MAX_APPS} a node may have: none is rendered",
+                loaded.len()
+            ),
+        );
+        let mut c = Catalog::default();
+        for l in loaded {
+            c.invalid.insert(
+                l.stem.clone(),
+                InvalidApp {
+                    stem: l.stem,
+                    source: l.path,
+                    errors: vec![e.clone()],
+                },
+            );
+        }
+        return (node, c);
+    }
     let catalog = match &node {
         Ok(node) => resolve_with_last_good(node, paths, loaded),
         Err(e) => {

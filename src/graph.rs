@@ -7,11 +7,27 @@ use std::collections::BTreeMap;
 pub type Links = (Vec<String>, Vec<String>, Vec<String>);
 pub type Edges = BTreeMap<String, Links>;
 
-/// Every app on a cycle in the `After=` graph, each with the shortest cycle through it: the app
-/// first and again at the end. The apps on cycles are exactly those in a strongly connected
-/// component with more than one app (or an edge to itself), found in linear time; the shortest
-/// cycle is then searched only within that component, which is rare and small.
-pub fn find_cycles(edges: &Edges) -> Vec<Vec<String>> {
+/// Above this many apps, a group of apps depending on each other is reported with one cycle for
+/// all (shortened for display): a shortest cycle per app would cost the square of the group.
+pub const LARGE_GROUP: usize = 64;
+
+/// An app on a dependency cycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cycle {
+    pub app: String,
+    /// The shortest cycle through the app, from it back to it; in a large group, one cycle of
+    /// the group, shortened with `…`.
+    pub path: Vec<String>,
+    /// How many apps depend on each other with this one (its strongly connected component).
+    pub among: usize,
+}
+
+/// Every app on a cycle in the `After=` graph, each with a cycle through it. The apps on cycles
+/// are exactly those in a strongly connected component with more than one app (or an edge to
+/// itself), found in linear time. In a small component the shortest cycle through each app is
+/// searched within it; a large one (a ring of thousands) gets one search, so the whole stays
+/// linear in apps and edges.
+pub fn find_cycles(edges: &Edges) -> Vec<Cycle> {
     let ids: Vec<&str> = edges.keys().map(String::as_str).collect();
     let index: BTreeMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     let succ: Vec<Vec<usize>> = ids
@@ -29,40 +45,77 @@ pub fn find_cycles(edges: &Edges) -> Vec<Vec<String>> {
     for &c in &component {
         size[c] += 1;
     }
+    // a large component's one cycle, found from its first member
+    let mut shared: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     let mut cycles = Vec::new();
     for start in 0..ids.len() {
         let c = component[start];
         if size[c] < 2 && !succ[start].contains(&start) {
             continue;
         }
-        // breadth-first within the component, back to `start`
-        let mut parent = vec![usize::MAX; ids.len()];
-        let mut queue = std::collections::VecDeque::from([start]);
-        let mut last = None;
-        'search: while let Some(node) = queue.pop_front() {
-            for &next in &succ[node] {
-                if next == start {
-                    last = Some(node);
-                    break 'search;
-                }
-                if component[next] == c && parent[next] == usize::MAX {
-                    parent[next] = node;
-                    queue.push_back(next);
-                }
-            }
+        let name = |i: &usize| ids[*i].to_string();
+        if size[c] <= LARGE_GROUP {
+            let Some(path) = shortest_cycle(&succ, &component, start) else {
+                continue;
+            };
+            cycles.push(Cycle {
+                app: ids[start].to_string(),
+                path: path.iter().map(name).collect(),
+                among: size[c],
+            });
+            continue;
         }
-        let Some(mut node) = last else { continue };
-        let mut back = Vec::new();
-        while node != start {
-            back.push(ids[node].to_string());
-            node = parent[node];
+        let path = shared
+            .entry(c)
+            .or_insert_with(|| shortest_cycle(&succ, &component, start).unwrap_or_default());
+        // from this app when it is on the shared cycle, else the cycle as found
+        let at = path.iter().position(|&i| i == start).unwrap_or(0);
+        let len = path.len().saturating_sub(1).max(1);
+        let step = |k: usize| &path[(at + k) % len];
+        let mut shown: Vec<String> = (0..len.min(4)).map(|k| name(step(k))).collect();
+        if len > 4 {
+            shown.push("…".to_string());
+            shown.push(name(step(len - 1)));
         }
-        let mut cycle = vec![ids[start].to_string()];
-        cycle.extend(back.into_iter().rev());
-        cycle.push(ids[start].to_string());
-        cycles.push(cycle);
+        shown.push(name(step(0)));
+        cycles.push(Cycle {
+            app: ids[start].to_string(),
+            path: shown,
+            among: size[c],
+        });
     }
     cycles
+}
+
+/// The shortest cycle from `start` back to it within its component: breadth-first, linear in
+/// the component's edges.
+fn shortest_cycle(succ: &[Vec<usize>], component: &[usize], start: usize) -> Option<Vec<usize>> {
+    let c = component[start];
+    let mut parent = vec![usize::MAX; succ.len()];
+    let mut queue = std::collections::VecDeque::from([start]);
+    let mut last = None;
+    'search: while let Some(node) = queue.pop_front() {
+        for &next in &succ[node] {
+            if next == start {
+                last = Some(node);
+                break 'search;
+            }
+            if component[next] == c && parent[next] == usize::MAX {
+                parent[next] = node;
+                queue.push_back(next);
+            }
+        }
+    }
+    let mut node = last?;
+    let mut back = Vec::new();
+    while node != start {
+        back.push(node);
+        node = parent[node];
+    }
+    let mut cycle = vec![start];
+    cycle.extend(back.into_iter().rev());
+    cycle.push(start);
+    Some(cycle)
 }
 
 /// Tarjan's algorithm, iterative: the component number of each node.
@@ -140,10 +193,32 @@ mod tests {
             ("d", &["a"]),
         ]);
         let cycles = find_cycles(&g);
-        let on: Vec<&str> = cycles.iter().map(|c| c[0].as_str()).collect();
+        let on: Vec<&str> = cycles.iter().map(|c| c.app.as_str()).collect();
         assert_eq!(on, ["a", "b", "c"]);
-        assert_eq!(cycles[2], ["c", "b", "a", "c"]);
+        assert_eq!(cycles[2].path, ["c", "b", "a", "c"]);
         assert!(find_cycles(&graph(&[("a", &["b"]), ("b", &[])])).is_empty());
-        assert_eq!(find_cycles(&graph(&[("a", &["a"])])), [["a", "a"]]);
+        let own = find_cycles(&graph(&[("a", &["a"])]));
+        assert_eq!(own[0].path, ["a", "a"]);
+    }
+
+    #[test]
+    fn a_large_ring_is_reported_shortened_from_each_app() {
+        let n = 1000;
+        let name = |i: usize| format!("a{i:04}");
+        let owned: Vec<(String, Vec<String>)> =
+            (0..n).map(|i| (name(i), vec![name((i + 1) % n)])).collect();
+        let g: Edges = owned
+            .iter()
+            .map(|(id, d)| (id.clone(), (Vec::new(), d.clone(), Vec::new())))
+            .collect();
+        let cycles = find_cycles(&g);
+        assert_eq!(cycles.len(), n);
+        assert!(cycles.iter().all(|c| c.among == n));
+        let c = &cycles[7];
+        assert_eq!(c.app, "a0007");
+        assert_eq!(
+            c.path,
+            ["a0007", "a0008", "a0009", "a0010", "…", "a0006", "a0007"]
+        );
     }
 }

@@ -39,10 +39,12 @@ pub struct Rendered {
 
 pub fn render_all(node: &NodeSettings, catalog: &Catalog, ctx: &Context) -> Rendered {
     let mut out = Rendered::default();
+    // a broken node.toml is an error of every app: say it once (a set: thousands of invalid
+    // apps must not cost the square of their number)
+    let mut said = std::collections::HashSet::new();
     for e in catalog.invalid.values().flat_map(|a| &a.errors) {
-        // a broken node.toml is an error of every app: say it once
         let line = e.to_string();
-        if !out.problems.contains(&line) {
+        if said.insert(line.clone()) {
             out.problems.push(line);
         }
     }

@@ -547,3 +547,32 @@ fn what_quadlet_would_change_is_refused() {
         std::fs::remove_file(t.path(&format!("{VENDOR}/probe.toml"))).unwrap();
     }
 }
+
+/// Past `MAX_APPS` manifests the set is refused as a whole, each app naming the bound: one
+/// package of tiny manifests cannot make a reload outlast the manager.
+#[test]
+fn too_many_manifests_are_refused_as_a_whole() {
+    let t = Tree::new();
+    let dir = t.path(VENDOR);
+    std::fs::create_dir_all(&dir).unwrap();
+    let n = archy::generate::MAX_APPS + 1;
+    for i in 0..n {
+        std::fs::write(dir.join(format!("a{i}.toml")), "").unwrap();
+    }
+    let c = t.catalog_of();
+    assert!(c.valid.is_empty());
+    assert_eq!(c.invalid.len(), n);
+    let errs = errors_of(&c, "a7");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains(&format!("{n} app manifests are more than the"))),
+        "{errs:#?}"
+    );
+    // at the bound, each app is judged on its own
+    std::fs::remove_file(dir.join("a0.toml")).unwrap();
+    let errs = errors_of(&t.catalog_of(), "a7");
+    assert!(
+        !errs.iter().any(|e| e.contains("more than the")),
+        "{errs:#?}"
+    );
+}
