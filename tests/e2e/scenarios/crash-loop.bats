@@ -66,7 +66,10 @@ setup_file() {
   tr ' ' '\n' <<<"$waits" | sed '/^$/d' | awk '{ g[NR] = $1 }
     END { if (NR < 2 || g[NR] < 5 * g[1]) exit 1; for (i = 2; i <= NR; i++) if (g[i] < g[i-1] - 0.3) exit 1 }' ||
     fail "the waits do not grow: $waits"
-  tr ' ' '\n' <<<"$gaps" | sed '/^$/d' | awk '{ g[NR] = $1 } END { if (g[NR] < 2 * g[1]) exit 1 }' ||
+  # (against the shortest of the first three: the very first attempt also creates the app's
+  # secrets, configs and dirs, and may take a second longer than the ones after it)
+  tr ' ' '\n' <<<"$gaps" | sed '/^$/d' | awk '{ g[NR] = $1 }
+    END { m = g[1]; for (i = 2; i <= 3 && i <= NR; i++) if (g[i] < m) m = g[i]; if (g[NR] < 2 * m) exit 1 }' ||
     fail "the gaps between starts do not grow: $gaps"
   # and each wait is at least systemd's backoff for that restart: RestartSec=100ms growing to
   # RestartMaxDelaySec=8s over RestartSteps=10, 100ms * 80^((n-1)/10) for restart n
