@@ -82,6 +82,9 @@ pub fn units(
             )),
         );
         u.set("Documentation", "man:archy-hook(8)");
+        // lnd rewrites its file at every channel update: a burst of them (6 in 10 s) would hit
+        // systemd's default start limit (5 per 10 s), fail the path unit, and end every copy
+        u.set("StartLimitIntervalSec", "0");
         let sv = s.section("Service");
         sv.set("Type", "oneshot");
         sv.set("ExecStart", format!("{hook} backup {id} {name}"));

@@ -78,6 +78,9 @@ impl PgError {
     }
 }
 
+/// Npgsql's default CommandTimeout.
+const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn psql_path() -> PathBuf {
     for p in [
         "/usr/lib/postgresql/17/bin/psql",
@@ -189,9 +192,43 @@ impl Pg {
             use std::io::Write;
             let _ = stdin.write_all(sql.as_bytes());
         }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| PgError::Other(format!("System.IO.IOException: psql: {e}")))?;
+        // Npgsql gives up on a command after its CommandTimeout, 30 s by default (its connection
+        // string docs, "Command Timeout"), and the .NET apps crash on it and are restarted:
+        // a server that never answers must end the same way, not hang the app for good
+        let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(mut p) = pipe {
+                    let _ = p.read_to_end(&mut buf);
+                }
+                buf
+            })
+        };
+        let so = read(child.stdout.take().map(|p| Box::new(p) as _));
+        let se = read(child.stderr.take().map(|p| Box::new(p) as _));
+        let deadline = std::time::Instant::now() + COMMAND_TIMEOUT;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(st)) => break st,
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                Ok(None) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(PgError::Other(format!(
+                        "Npgsql.NpgsqlException: Exception while reading from stream ---> System.TimeoutException: Timeout during reading attempt ({} s)",
+                        COMMAND_TIMEOUT.as_secs()
+                    )));
+                }
+                Err(e) => return Err(PgError::Other(format!("System.IO.IOException: psql: {e}"))),
+            }
+        };
+        let out = std::process::Output {
+            status,
+            stdout: so.join().unwrap_or_default(),
+            stderr: se.join().unwrap_or_default(),
+        };
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if out.status.success() {
             let text = String::from_utf8_lossy(&out.stdout);
