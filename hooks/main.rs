@@ -2,7 +2,7 @@
 //!
 //! `explain <id>` tells why an app's manifest is invalid (the failing unit the generator emits for
 //! such an app runs it). The app's own unit runs `preflight` (as `ExecCondition=`), then `volumes`,
-//! `secrets`, `render` and `ensure-image` (as `ExecStartPre=`).
+//! `secrets`, `render`, `ensure-image`, `init` and `leftover` (as `ExecStartPre=`).
 
 use anyhow::{bail, Context as _};
 use archy::catalog::ValidApp;
@@ -40,6 +40,9 @@ enum Cmd {
     /// Make sure the app's image is present: local storage, else its local build context, else a
     /// pull from a registry node.toml allows.
     EnsureImage { id: String },
+    /// Clear a leftover container of the app's name that podman can neither stop nor replace: one
+    /// podman still records as paused although its processes and conmon are gone.
+    Leftover { id: String },
     /// Run the app's init steps that are not done yet (each once: until what it creates exists),
     /// each in a one-off container of the app's image without a network.
     Init { id: String },
@@ -103,6 +106,7 @@ fn main() -> ExitCode {
         Cmd::EnsureImage { id } => ("ensure-image", id.clone(), ensure_image(&id)),
         Cmd::Preflight { id } => ("preflight", id.clone(), preflight(&id)),
         Cmd::Init { id } => ("init", id.clone(), init(&id)),
+        Cmd::Leftover { id } => ("leftover", id.clone(), leftover(&id)),
         Cmd::Backup { id, name } => ("backup", id.clone(), backup(&id, &name)),
         Cmd::Purge { id, yes } => ("purge", id.clone(), purge(&id, yes)),
         Cmd::Reveal { id, step, again } => ("reveal", id.clone(), reveal(&id, &step, again)),
@@ -527,6 +531,34 @@ fn reveal(id: &str, step: &str, again: bool) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", marker.display()))?;
     HookLog::new("reveal", Some(id)).notice(&format!(
         "showed init step `{step}`'s output at the terminal"
+    ));
+    Ok(())
+}
+
+fn leftover(id: &str) -> anyhow::Result<()> {
+    use archy::leftover::{decide, parse_inspect, Action, HostProcesses};
+    if !archy::text::is_id(id) {
+        bail!("`{id}` is not an app id");
+    }
+    let name = archy::catalog::container_name(id);
+    let Some(line) = podman::container_state(&name) else {
+        return Ok(()); // no such container: nothing left over
+    };
+    let seen = parse_inspect(&line)
+        .with_context(|| format!("unexpected output of podman inspect {name}: {line:?}"))?;
+    if decide(&seen, &HostProcesses) == Action::Nothing {
+        return Ok(());
+    }
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .context("XDG_RUNTIME_DIR is not set: podman's runtime dir is unknown")?;
+    archy::leftover::write_exit_file(&runtime, &seen.id)
+        .context("writing the exit file conmon never wrote")?;
+    podman::remove_container_checked(&seen.id)?;
+    HookLog::new("leftover", Some(id)).notice(&format!(
+        "removed the leftover container {name} ({}): podman recorded it as paused, but its \
+         process and conmon were gone, and podman can neither stop nor replace such a container",
+        &seen.id[..12]
     ));
     Ok(())
 }

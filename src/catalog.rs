@@ -964,6 +964,11 @@ fn unchosen_providers(
         .collect()
 }
 
+/// The container an app's unit runs: `archy-<id>`.
+pub fn container_name(id: &str) -> String {
+    format!("archy-{id}")
+}
+
 /// The unit name for an app id, if the stem can be one.
 pub fn unit_name(stem: &str) -> Option<String> {
     is_id(stem).then(|| format!("archy-{stem}.service"))

@@ -17,6 +17,7 @@ pub mod grants;
 pub mod graph;
 pub mod init;
 pub mod journal;
+pub mod leftover;
 pub mod load;
 pub mod log;
 pub mod manifest;

@@ -85,6 +85,41 @@ pub fn remove_container(name: &str) {
     let _ = c.status();
 }
 
+/// What podman says about a container: ID, state and host PIDs of its process and conmon
+/// (`archy::leftover::parse_inspect` reads the line); None when there is no such container.
+pub fn container_state(container: &str) -> Option<String> {
+    let mut c = podman();
+    c.args([
+        "inspect",
+        "--type",
+        "container",
+        "--format",
+        "{{.Id}} {{.State.Status}} {{.State.Pid}} {{.State.ConmonPid}}",
+        "--",
+        container,
+    ])
+    .stderr(Stdio::null());
+    let out = run(c).ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// `podman rm --force --volumes ID`: Err with podman's message when it fails.
+pub fn remove_container_checked(id: &str) -> std::io::Result<()> {
+    let mut c = podman();
+    c.args(["rm", "--force", "--volumes", "--", id]);
+    let out = run(c)?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "podman rm --force {id}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
 /// Whether a container of that name exists (running or not).
 pub fn container_exists(name: &str) -> bool {
     let mut c = podman();

@@ -115,7 +115,7 @@ pub fn generated_digest(generator_dir: &Path, id: &str) -> Option<String> {
 
 /// The digest label of the container running for `id`, if there is one.
 pub fn running_digest(id: &str) -> Option<String> {
-    crate::podman::label(&format!("archy-{id}"), "archy.digest")
+    crate::podman::label(&crate::catalog::container_name(id), "archy.digest")
 }
 
 /// How long reconcile waits for a starting app's container to appear (see `settled_digest`).

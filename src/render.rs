@@ -227,7 +227,7 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
 
     let c = &m.container;
     let ct = u.section("Container");
-    ct.set("ContainerName", format!("archy-{id}"));
+    ct.set("ContainerName", crate::catalog::container_name(id));
     ct.set("Image", m.image.reference.as_str());
     // `archy-hook ensure-image` builds or pulls (from allowed registries only) before the start
     ct.set("Pull", "never");
@@ -366,6 +366,9 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
         // after the image is there; each step is done once
         sv.set("ExecStartPre", format!("{} init {id}", ctx.hook));
     }
+    // last before the start: a leftover of the app's container that podman can neither stop nor
+    // replace (see archy::leftover) would fail `podman run --replace` at every restart
+    sv.set("ExecStartPre", format!("{} leftover {id}", ctx.hook));
     u
 }
 

@@ -43,6 +43,7 @@ t0=$(now)
 "$HERE/sandbox.sh" build || { echo "run.sh: could not build the sandbox root" >&2; exit 1; }
 logs=${ARCHY_E2E_LOGS:-$(mktemp -d /var/tmp/archy-e2e-logs.XXXXXX)}
 mkdir -p "$logs"
+export ARCHY_E2E_JOURNAL=${ARCHY_E2E_JOURNAL:-$logs}   # a failing scenario's whole journal
 passed=0 failed=0 failures=()
 for s in "${scenarios[@]}"; do
   name=$(basename "$s"); log=$logs/${name%.*}.log; ts=$(now); rc=0

@@ -15,6 +15,8 @@
 #                    before the user manager starts, so its generators run at startup
 #   ARCHY_E2E_MIRROR Debian mirror for debootstrap (default: debootstrap's own)
 #   ARCHY_E2E_QUIET  if set, no journal dump when SCRIPT fails
+#   ARCHY_E2E_JOURNAL a host directory: when SCRIPT fails, the whole journal goes there as
+#                    <script>.journal (run.sh sets it to its logs dir)
 #   ARCHY_E2E_HOSTNET if set, share the host's network namespace instead of a private one
 #   ARCHY_E2E_NO_IMAGES if set, do not load the stand-in images (tests/e2e/images) before boot
 #   ARCHY_E2E_APPS   catalog apps to keep (space-separated); every other app in
@@ -191,7 +193,7 @@ run() {
   (echo $BASHPID >"$cg/cgroup.procs"
    exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM="${TERM:-dumb}" T0="$t0" STAGE="${ARCHY_STAGE:-}" \
     SRC="$REPO" IMAGES="$CACHE/images" INNER="$inner" HOSTNET="${ARCHY_E2E_HOSTNET:-}" \
-    NOIMAGES="${ARCHY_E2E_NO_IMAGES:-}" APPS="$apps" \
+    NOIMAGES="${ARCHY_E2E_NO_IMAGES:-}" APPS="$apps" JOURNAL="${ARCHY_E2E_JOURNAL:-}" \
     unshare -C -m -u $netns -p -f --mount-proc --kill-child \
     bash "$t/boot.sh" "$ROOT" "$t" "${envs[@]}" -- "$@") <&0 &
   pid=$!
@@ -241,6 +243,7 @@ mount --bind "$T/home" "$R/home/node"
 mkdir -p "$R/src" "$R/var/cache/archy-e2e/images"
 mount --bind "$SRC" "$R/src"; mount -o remount,bind,ro "$R/src"
 mount --bind "$IMAGES" "$R/var/cache/archy-e2e/images"
+if [ -n "$JOURNAL" ]; then mkdir -p "$JOURNAL" "$R/var/tmp/archy-e2e-journal"; mount --bind "$JOURNAL" "$R/var/tmp/archy-e2e-journal"; fi
 if [ -d "$T/inner" ]; then cp -r "$T/inner" "$R/.sandbox-inner"; fi
 # the project's files, as a package would have put them, before any manager starts
 sysusers=() tmpfiles=()
@@ -356,6 +359,11 @@ if [ "$rc" != 0 ] && [ -z "${ARCHY_E2E_QUIET:-}" ]; then
   journalctl --no-pager -q -o short-monotonic | grep -v ' podman\[[0-9]*\]: ' | tail -n 80 >&2 || true
   echo "[sandbox] ---- the user manager's own output (generators' stderr, ...) ----" >&2
   journalctl --no-pager -q -t systemd -n 20 >&2 || true
+fi
+if [ "$rc" != 0 ] && [ -d /var/tmp/archy-e2e-journal ]; then
+  j=/var/tmp/archy-e2e-journal/$(basename "${INNER%.*}").journal
+  journalctl --no-pager -q -o short-precise >"$j" 2>&1 || true
+  echo "[sandbox] the whole journal: $(basename "$j") in the logs dir" >&2
 fi
 exit "$rc"
 BOOT

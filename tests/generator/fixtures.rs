@@ -100,7 +100,6 @@ fn minimal_manifest_gets_the_defaults() {
         ("Image", "docker.io/library/busybox:1.37"),
         // images come through `archy-hook ensure-image`, never from podman on its own
         ("Pull", "never"),
-        ("ExecStartPre", &format!("{HOOK} ensure-image hello")),
         ("Network", "archy.network"),
         ("DropCapability", "all"),
         ("NoNewPrivileges", "true"),
@@ -115,6 +114,14 @@ fn minimal_manifest_gets_the_defaults() {
     ] {
         assert_eq!(values(c, key), [want], "{key} in\n{c}");
     }
+    // the image first; last, a leftover container podman could not replace is cleared
+    assert_eq!(
+        values(c, "ExecStartPre"),
+        [
+            format!("{HOOK} ensure-image hello"),
+            format!("{HOOK} leftover hello")
+        ]
+    );
     // no health check, no command, no dependencies, no hooks
     for key in [
         "HealthCmd",
@@ -508,7 +515,8 @@ fn a_state_volume_is_a_directory_beside_archys_own_files_and_made_by_the_hook() 
         values(c, "ExecStartPre"),
         [
             format!("{HOOK} volumes st"),
-            format!("{HOOK} ensure-image st")
+            format!("{HOOK} ensure-image st"),
+            format!("{HOOK} leftover st")
         ]
     );
 }

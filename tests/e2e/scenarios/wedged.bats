@@ -57,3 +57,20 @@ start_replaces() {
 @test "a leftover in Exited state is replaced at start" { start_replaces exited; }
 @test "a leftover in Paused state is replaced at start" { start_replaces paused; }
 @test "a running container of that name that is not the unit's is replaced at start" { start_replaces running; }
+
+@test "a paused container killed with its unit (conmon too) is cleared, and the unit restarts by itself" {
+  # podman keeps such a container "paused" for good: nobody writes its exit file, and both
+  # `podman rm -f` and `run --replace` fail on it ("container state improper"); archy-hook
+  # leftover writes the exit file conmon would have written
+  ready bitcoin-core || wait_for "$WAIT" ready bitcoin-core || fail "$(why bitcoin-core)"
+  old=$(cid "$C")
+  upodman pause "$C" >/dev/null
+  t0=$(now_us)
+  uctl kill --signal=KILL "$U"
+  wait_for "$WAIT" eval "! upodman container exists $old && ready bitcoin-core" ||
+    fail "the paused leftover $old: $(upodman inspect -f '{{.State.Status}}' "$old" 2>&1) $(why bitcoin-core)"
+  [ "$(cid "$C")" != "$old" ] || fail "the same container"
+  ujournal -o cat ARCHY_HOOK=leftover ARCHY_APP=bitcoin-core | grep -q "removed the leftover container $C (${old:0:12})" ||
+    fail "no journal entry of archy-hook leftover: $(ujournal -o cat ARCHY_HOOK=leftover)"
+  note "paused, then SIGKILL of the unit -> the leftover ${old:0:12} cleared -> active+healthy in $(secs "$t0" "$(now_us)")s"
+}
