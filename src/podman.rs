@@ -178,13 +178,14 @@ pub fn health(container: &str) -> Option<String> {
 }
 
 /// The container's health and what its latest check printed; None when there is no such
-/// container.
+/// container. A paused container is `paused`, whatever its last check said: podman runs no check
+/// in a paused container, so its health would stay what it was before.
 pub fn health_facts(container: &str) -> Option<crate::status::HealthFacts> {
     let mut c = podman();
     c.args([
         "inspect",
         "--format",
-        "{{json .State.Health}}",
+        r#"{"State":"{{.State.Status}}","Health":{{json .State.Health}}}"#,
         "--",
         container,
     ]);
@@ -195,9 +196,17 @@ pub fn health_facts(container: &str) -> Option<crate::status::HealthFacts> {
     Some(parse_health(&String::from_utf8_lossy(&out.stdout)))
 }
 
-/// podman's `.State.Health` as JSON: `Status`, and `Log` with the latest check last.
+/// The container's state and podman's `.State.Health` as JSON: `Status`, and `Log` with the
+/// latest check last.
 fn parse_health(json: &str) -> crate::status::HealthFacts {
-    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap_or_default();
+    let all: serde_json::Value = serde_json::from_str(json.trim()).unwrap_or_default();
+    if all["State"] == "paused" {
+        return crate::status::HealthFacts {
+            status: "paused".into(),
+            output: Some("paused (podman pause): no checks run, nothing served".into()),
+        };
+    }
+    let v = &all["Health"];
     let status = v["Status"].as_str().unwrap_or_default().to_string();
     let output = v["Log"]
         .as_array()
@@ -222,15 +231,18 @@ mod tests {
     #[test]
     fn health_output_is_the_latest_checks_last_line() {
         let h = parse_health(
-            r#"{"Status":"starting","FailingStreak":0,"Log":[
+            r#"{"State":"running","Health":{"Status":"starting","FailingStreak":0,"Log":[
                 {"Start":"a","End":"b","ExitCode":1,"Output":"old"},
-                {"Start":"c","End":"d","ExitCode":1,"Output":"warning: noise\nwaiting for bitcoind: 12%\n"}]}"#,
+                {"Start":"c","End":"d","ExitCode":1,"Output":"warning: noise\nwaiting for bitcoind: 12%\n"}]}}"#,
         );
         assert_eq!(h.status, "starting");
         assert_eq!(h.output.as_deref(), Some("waiting for bitcoind: 12%"));
-        let none = parse_health("null");
+        let none = parse_health(r#"{"State":"running","Health":null}"#);
         assert_eq!(none.status, "");
         assert_eq!(none.output, None);
+        // podman's health of a paused container is the one from before the pause
+        let paused = parse_health(r#"{"State":"paused","Health":{"Status":"healthy","Log":[]}}"#);
+        assert_eq!(paused.status, "paused");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 #!/usr/bin/env bats
 #
 # Sustained chaos (issue 17): the whole node, then random faults of every kind for a while, each
-# 0.3-4 s after the last and some of them overlapping: `podman kill`, `stop`, `pause` and `rm -f`
-# of the containers, SIGKILL and `systemctl restart` of the units, `archy-hook rotate` of the
+# 0.3-4 s after the last and some of them overlapping: `podman kill`, `stop`, `pause` (then a
+# kill, restart or rm of the paused app) and `rm -f` of the containers, SIGKILL and `systemctl restart` of the units, `archy-hook rotate` of the
 # rotatable secrets, admin manifest edits, daemon-reloads. Then hands off. What must hold, read from
 # systemd's and podman's state: every app active and healthy within a bound, no failed unit, no
 # transient unit or timer of a container that no longer exists, no container that is not an
@@ -71,7 +71,16 @@ fault() {
   case $1 in
     podman-kill) upodman kill "archy-$id" ;;
     podman-stop) upodman stop -t 3 "archy-$id" ;;
-    podman-pause) upodman pause "archy-$id" ;;
+    # a pause, then what ends it a moment later: the sequences that used to wedge an app for
+    # good (a pause alone is the admin's, and archy leaves it: status shows it as paused)
+    podman-pause) upodman pause "archy-$id"
+      sleep "$(awk -v r=$RANDOM 'BEGIN { printf "%.2f", 0.3 + 3.7 * r / 32767 }')"
+      case $((RANDOM % 4)) in
+        0) uctl kill --signal=KILL "archy-$id.service" ;;
+        1) uctl restart --no-block "archy-$id.service" ;;
+        2) upodman kill "archy-$id" ;;
+        3) upodman rm -f -t 3 "archy-$id" ;;
+      esac ;;
     podman-rm) upodman rm -f -t 3 "archy-$id" ;;
     unit-sigkill) uctl kill --signal=KILL "archy-$id.service" ;;
     unit-restart) uctl restart --no-block "archy-$id.service" ;;
@@ -108,22 +117,22 @@ fault() {
 }
 
 @test "no failed unit, no leftover health-check unit, no container that is not an active app's" {
-  failed=$(uctl list-units --failed --plain --no-legend | awk '{ print $1 }')
-  [ -z "$failed" ] || fail "failed units: $failed"
+  uctl list-units --failed --plain --no-legend | awk '{ print $1 }' >"$W/failed"
   upodman ps -a --format '{{.ID}} {{.Names}} {{.State}}' --no-trunc >"$W/ctrs"
   # podman's health checks are transient <container id>-<random>.{timer,service} units
   uctl list-units --all --plain --no-legend '*.timer' '*.service' | awk '{ print $1 }' |
     grep -E '^[0-9a-f]{64}-' >"$W/hc-units" || true
-  stale=$(while read -r u; do grep -q "^${u:0:64} " "$W/ctrs" || echo "$u"; done <"$W/hc-units")
-  orphans=$(while read -r id name state; do
+  while read -r u; do grep -q "^${u:0:64} " "$W/ctrs" || echo "$u"; done <"$W/hc-units" >"$W/stale"
+  while read -r id name state; do
     app=${name#archy-}
     [ "$(prop "archy-$app.service" ActiveState)" = active ] && [ "$state" = running ] &&
       [ "$(cid "$name")" = "$id" ] || echo "$name ($state)"
-  done <"$W/ctrs")
-  note "leftovers: $(echo "$stale" | grep -c .) health-check unit(s) of gone containers, $(echo "$orphans" | grep -c .) orphaned container(s); $(wc -l <"$W/hc-units") health-check units for $(wc -l <"$W/ctrs") containers"
-  [ -z "$stale" ] || fail "health-check units of containers that are gone: $stale"
-  [ -z "$orphans" ] || fail "containers that are not an active app's: $orphans"
-  [ "$(wc -l <"$W/ctrs")" = "${#APPS[@]}" ] || fail "$(wc -l <"$W/ctrs") containers for ${#APPS[@]} apps: $(cat "$W/ctrs")"
+  done <"$W/ctrs" >"$W/orphans"
+  note "leftovers: $(grep -c . "$W/failed") failed unit(s), $(grep -c . "$W/stale") health-check unit(s) of gone containers, $(grep -c . "$W/orphans") orphaned container(s); $(grep -c . "$W/hc-units") health-check units for $(grep -c . "$W/ctrs") containers"
+  [ ! -s "$W/failed" ] || fail "failed units: $(cat "$W/failed")"
+  [ ! -s "$W/stale" ] || fail "health-check units of containers that are gone: $(cat "$W/stale")"
+  [ ! -s "$W/orphans" ] || fail "containers that are not an active app's: $(cat "$W/orphans")"
+  [ "$(grep -c . "$W/ctrs")" = "${#APPS[@]}" ] || fail "$(grep -c . "$W/ctrs") containers for ${#APPS[@]} apps: $(cat "$W/ctrs")"
 }
 
 @test "each edited app runs its latest manifest" {
