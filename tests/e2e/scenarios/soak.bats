@@ -109,14 +109,31 @@ fault() {
 }
 
 @test "the node converges by itself: every app active and healthy" {
-  t0=$(cat "$W/last-fault")
-  for id in "${APPS[@]}"; do
-    wait_for "$CONVERGE" ready "$id" || { as_node "$HOOK" status >&2; dump_state; fail "not converged $(secs "$t0" "$(now_us)")s after the last fault: $(why "$id")"; }
+  t0=$(cat "$W/last-fault"); deadline=$((t0 + CONVERGE * 1000000))
+  declare -A at   # app -> "when it was first seen ready (us) its NRestarts then"
+  while :; do
+    for id in "${APPS[@]}"; do
+      [ -n "${at[$id]:-}" ] || ! ready "$id" || at[$id]="$(now_us) $(prop "archy-$id.service" NRestarts)"
+    done
+    [ "${#at[@]}" -lt "${#APPS[@]}" ] || break
+    if [ "$(now_us)" -ge "$deadline" ]; then
+      as_node "$HOOK" status >&2; dump_state
+      for id in "${APPS[@]}"; do [ -n "${at[$id]:-}" ] || why "$id" >&2; done
+      fail "not converged ${CONVERGE}s after the last fault: $(for id in "${APPS[@]}"; do [ -n "${at[$id]:-}" ] || printf '%s ' "$id"; done)"
+    fi
+    sleep 1
   done
-  note "converged $(secs "$t0" "$(now_us)")s after the last fault"
+  last=$(for id in "${APPS[@]}"; do echo "${at[$id]} $id"; done | sort -n | tail -n 1 | cut -d' ' -f1)
+  note "converged $(secs "$t0" "$last")s after the last fault; the last three: $(for id in "${APPS[@]}"; do echo "${at[$id]} $id"; done |
+    sort -n | tail -n 3 | awk -v t0="$t0" '{ printf "%s %.1fs (NRestarts %s)  ", $3, ($1 - t0) / 1e6, $2 }')"
 }
 
 @test "no failed unit, no leftover health-check unit, no container that is not an active app's" {
+  # a health check that failed once just before the node converged leaves its transient service
+  # failed until the next check passes (the longest interval here is 30 s): that is podman's
+  # record of one probe, not a leftover; one still failed after two intervals is
+  no_failed() { [ -z "$(uctl list-units --failed --plain --no-legend)" ]; }
+  wait_for 70 no_failed || true
   uctl list-units --failed --plain --no-legend | awk '{ print $1 }' >"$W/failed"
   upodman ps -a --format '{{.ID}} {{.Names}} {{.State}}' --no-trunc >"$W/ctrs"
   # podman's health checks are transient <container id>-<random>.{timer,service} units
