@@ -89,7 +89,8 @@ enum Cmd {
     PostInstall,
     /// For package managers (as root), before an app's manifest is removed: stop the app.
     PreRemove { id: String },
-    /// A table of apps: unit state, health, active since, restarts, last error.
+    /// A table of apps: unit state, health, active since, restarts, last error. Run as root, it
+    /// shows the service user's (node.toml `user`) apps.
     Status {
         /// One JSON object per line instead of a table.
         #[arg(long)]
@@ -98,7 +99,13 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let (hook, id, result) = match Args::parse().command {
+    let args = Args::parse();
+    if matches!(args.command, Cmd::Status { .. }) {
+        if let Some(code) = as_node_user() {
+            return code;
+        }
+    }
+    let (hook, id, result) = match args.command {
         Cmd::Explain { id } => return explain(&id),
         Cmd::Volumes { id } => ("volumes", id.clone(), volumes(&id)),
         Cmd::Secrets { id } => ("secrets", id.clone(), secrets(&id)),
@@ -126,6 +133,35 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Run by root (an admin at the console), `status` is about the service user's apps: the same
+/// command again as that user (node.toml's `user`), in its manager's environment. None when not
+/// root; else the command's exit status.
+fn as_node_user() -> Option<ExitCode> {
+    if !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let run = || -> anyhow::Result<u8> {
+        let user = archy::reconcile::node_user(&Paths::from_env())?;
+        if user.uid.is_root() {
+            bail!("node.toml's service user is root: archy runs apps as an unprivileged user");
+        }
+        let mut cmd = std::process::Command::new("/proc/self/exe");
+        cmd.args(std::env::args_os().skip(1));
+        archy::reconcile::as_user(&mut cmd, &user);
+        let status = cmd
+            .status()
+            .with_context(|| format!("running archy-hook as {}", user.name))?;
+        Ok(status.code().map_or(1, |c| c as u8))
+    };
+    Some(match run() {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("archy-hook: {e:#}");
+            ExitCode::FAILURE
+        }
+    })
 }
 
 /// The valid app `id` and the node settings, or an error saying why not.
@@ -725,7 +761,12 @@ fn status(json: bool) -> anyhow::Result<()> {
             .iter()
             .map(|d| {
                 let unit = format!("archy-{d}.service");
-                let state = facts(&unit).active;
+                let f = facts(&unit);
+                // an inactive unit with a start job of its own: waiting like this one
+                let state = match (f.active.as_str(), &f.start_job) {
+                    ("inactive", Some(_)) => "queued".to_string(),
+                    _ => f.active,
+                };
                 (unit, state)
             })
             .collect();

@@ -152,10 +152,14 @@ pub fn podman_args(
         // the container the hook's own stdout and stderr, with nothing logged by podman
         "--log-driver",
         "passthrough",
-        // in the unit's own cgroup (as quadlet runs the app): the journal files the step's
-        // stderr under the app's unit, and stopping the unit stops the step
+        // in the unit's own cgroup, with no cgroup of its own: the journal files the step's
+        // stderr under the app's unit, and stopping the unit stops the step. Not `split` (as
+        // quadlet runs the app): run from an ExecStartPre, that makes a child of the unit's
+        // `.control` cgroup and enables controllers there, and where the user manager has
+        // controllers delegated (a booted node, not the test bed) systemd can then spawn no
+        // further control process: the next ExecStartPre fails with EBUSY, result 'resources'
         "--cgroups",
-        "split",
+        "disabled",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -240,6 +244,7 @@ mod tests {
             "--cap-drop all",
             "--timeout 300",
             "--name archy-lnd-init-wallet",
+            "--cgroups disabled",
             "--volume /var/lib/archipelago/lnd:/root/.lnd",
             "--volume /s/archipelago/secrets/w:/run/secrets/w:ro",
             "--volume /s/archipelago/lnd/config/lnd.conf:/etc/lnd/lnd.conf:ro",

@@ -5,7 +5,9 @@ use std::process::{Command, Output, Stdio};
 
 fn podman() -> Command {
     let mut c = Command::new(std::env::var_os("ARCHY_PODMAN").unwrap_or_else(|| "podman".into()));
-    c.stdin(Stdio::null());
+    // podman refuses to run in a working directory its user cannot enter ("cannot chdir"): an
+    // admin's `sudo -u archy archy-hook status` from /root would see every app without health
+    c.stdin(Stdio::null()).current_dir("/");
     c
 }
 
@@ -227,6 +229,11 @@ pub fn registry_of(reference: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn podman_runs_from_the_root_dir_whatever_the_callers_is() {
+        assert_eq!(podman().get_current_dir(), Some(Path::new("/")));
+    }
 
     #[test]
     fn health_output_is_the_latest_checks_last_line() {

@@ -300,21 +300,23 @@ pub fn node_user(paths: &Paths) -> anyhow::Result<nix::unistd::User> {
     user.with_context(|| format!("no such user `{name}`"))
 }
 
-/// Runs `systemctl --user ARGS` in the user's own manager, reached through its private socket
-/// (no system bus). Ok(None) when that manager is not running.
-pub fn user_systemctl(user: &nix::unistd::User, args: &[&str]) -> anyhow::Result<Option<bool>> {
-    let runtime = PathBuf::from(format!("/run/user/{}", user.uid));
-    if !runtime.join("systemd/private").exists() {
-        return Ok(None);
-    }
+/// The user's runtime dir, where its manager's sockets are: `/run/user/<uid>`.
+fn runtime_dir(user: &nix::unistd::User) -> PathBuf {
+    PathBuf::from(format!("/run/user/{}", user.uid))
+}
+
+/// Makes `cmd` run as the node user, in the environment a process of its user manager has
+/// (HOME, USER, XDG_RUNTIME_DIR, its session bus; nothing else of the caller's but `ARCHY_*`),
+/// from `/`. For root (a package's maintainer script, an admin) acting in that user's name.
+pub fn as_user(cmd: &mut Command, user: &nix::unistd::User) {
     use std::os::unix::process::CommandExt;
-    let status = Command::new("systemctl")
-        .arg("--user")
-        .args(args)
-        .env_clear()
+    let runtime = runtime_dir(user);
+    cmd.env_clear()
+        .envs(std::env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("ARCHY_")))
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("HOME", &user.dir)
         .env("USER", &user.name)
+        .env("LOGNAME", &user.name)
         .env("XDG_RUNTIME_DIR", &runtime)
         .env(
             "DBUS_SESSION_BUS_ADDRESS",
@@ -322,8 +324,19 @@ pub fn user_systemctl(user: &nix::unistd::User, args: &[&str]) -> anyhow::Result
         )
         .uid(user.uid.as_raw())
         .gid(user.gid.as_raw())
-        .current_dir("/")
-        .stdin(Stdio::null())
+        .current_dir("/");
+}
+
+/// Runs `systemctl --user ARGS` in the user's own manager, reached through its private socket
+/// (no system bus). Ok(None) when that manager is not running.
+pub fn user_systemctl(user: &nix::unistd::User, args: &[&str]) -> anyhow::Result<Option<bool>> {
+    if !runtime_dir(user).join("systemd/private").exists() {
+        return Ok(None);
+    }
+    let mut cmd = Command::new("systemctl");
+    cmd.arg("--user").args(args).stdin(Stdio::null());
+    as_user(&mut cmd, user);
+    let status = cmd
         .status()
         .context("running systemctl --user as the node user")?;
     Ok(Some(status.success()))

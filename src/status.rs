@@ -97,9 +97,17 @@ pub fn row(
 
 fn detail(unit: &UnitFacts, health: &HealthFacts, deps: &[(String, String)]) -> String {
     if unit.active == "inactive" && unit.start_job.is_some() {
+        // systemd holds a start job back only for After= units that are starting or stopping
+        // themselves (or have a job queued): an inactive one with no job, like Knots while Core
+        // is the provider, holds nothing up
         let pending: Vec<&str> = deps
             .iter()
-            .filter(|(_, state)| state != "active")
+            .filter(|(_, state)| {
+                matches!(
+                    state.as_str(),
+                    "activating" | "deactivating" | "reloading" | "queued"
+                )
+            })
             .map(|(u, _)| u.as_str())
             .collect();
         return if pending.is_empty() {
@@ -266,6 +274,14 @@ mod tests {
                 "archy-electrumx.service".to_string(),
                 "activating".to_string(),
             ),
+            (
+                "archy-bitcoin-knots.service".to_string(),
+                "inactive".to_string(),
+            ),
+            (
+                "archy-mempool-mariadb.service".to_string(),
+                "queued".to_string(),
+            ),
         ];
         let r = row(
             "mempool-backend",
@@ -276,7 +292,10 @@ mod tests {
             None,
         );
         assert_eq!(r.state, "queued");
-        assert_eq!(r.detail, "waiting for archy-electrumx.service");
+        assert_eq!(
+            r.detail,
+            "waiting for archy-electrumx.service, archy-mempool-mariadb.service"
+        );
     }
 
     #[test]
