@@ -5,8 +5,10 @@
 #
 # ARCHY_STAGE: a tree made by `make install DESTDIR=DIR PREFIX=/usr` (this script builds
 # nothing). SCENARIO: names or paths of tests/e2e/scenarios/*.sh|*.bats (default: all).
-# Prints each scenario's result, wall time and reported lines ("# ..."), then "N passed, N failed";
-# exits 1 if any failed.
+# Prints each scenario's result, wall time and reported lines ("# ..."), then "N passed, N failed,
+# N skipped"; exits 1 if any failed. A scenario that exits 77 skipped itself, saying why on a line
+# "SKIP: ..." (a VM scenario where no accelerator can run it in time). A scenario with a line
+# "# archy-e2e-host: ..." runs on the host, not in a sandbox.
 #   ARCHY_E2E_TIMEOUT  seconds per scenario (default 900)
 #   ARCHY_E2E_VERBOSE  if set, stream each scenario's output instead of showing it on failure
 #   ARCHY_E2E_LOGS     where the logs go (default: a new dir under /var/tmp)
@@ -44,15 +46,23 @@ t0=$(now)
 logs=${ARCHY_E2E_LOGS:-$(mktemp -d /var/tmp/archy-e2e-logs.XXXXXX)}
 mkdir -p "$logs"
 export ARCHY_E2E_JOURNAL=${ARCHY_E2E_JOURNAL:-$logs}   # a failing scenario's whole journal
-passed=0 failed=0 failures=()
+passed=0 failed=0 skipped=0 failures=()
 for s in "${scenarios[@]}"; do
   name=$(basename "$s"); log=$logs/${name%.*}.log; ts=$(now); rc=0
+  # a scenario marked "# archy-e2e-host: ..." runs on the host (it brings its own machine: a VM)
+  runner=("$HERE/sandbox.sh" run "$s")
+  if grep -q '^# archy-e2e-host:' "$s"; then runner=(bash "$s"); fi
   if [ -n "${ARCHY_E2E_VERBOSE:-}" ]; then
-    timeout -k 30 "${ARCHY_E2E_TIMEOUT:-900}" "$HERE/sandbox.sh" run "$s" 2>&1 | tee "$log"; rc=${PIPESTATUS[0]}
+    timeout -k 30 "${ARCHY_E2E_TIMEOUT:-900}" "${runner[@]}" 2>&1 | tee "$log"; rc=${PIPESTATUS[0]}
   else
-    timeout -k 30 "${ARCHY_E2E_TIMEOUT:-900}" "$HERE/sandbox.sh" run "$s" >"$log" 2>&1 </dev/null || rc=$?
+    timeout -k 30 "${ARCHY_E2E_TIMEOUT:-900}" "${runner[@]}" >"$log" 2>&1 </dev/null || rc=$?
   fi
-  if [ "$rc" = 0 ]; then
+  if [ "$rc" = 77 ]; then
+    # skipped by its own decision (what it needs is not here), with the reason: never a pass
+    skipped=$((skipped + 1))
+    printf 'SKIP  %-44s %7s\n' "$name" "$(since "$ts")"
+    grep '^SKIP: ' "$log" | tail -n 1 | cut -c7- | fold -s -w 150 | sed 's/^/      /'
+  elif [ "$rc" = 0 ]; then
     passed=$((passed + 1)); printf 'PASS  %-44s %7s\n' "$name" "$(since "$ts")"
     # what the scenario reported (bats: its "# ..." lines, timings among them)
     [ -n "${ARCHY_E2E_VERBOSE:-}" ] || grep '^# ' "$log" | cut -c1-160 | sed 's/^/      /'
@@ -65,5 +75,5 @@ for s in "${scenarios[@]}"; do
   fi
 done
 echo "logs: $logs"
-echo "$passed passed, $failed failed in $(since "$t0")${failures:+ (failed: ${failures[*]})}"
+echo "$passed passed, $failed failed, $skipped skipped in $(since "$t0")${failures:+ (failed: ${failures[*]})}"
 [ "$failed" = 0 ]
