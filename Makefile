@@ -78,6 +78,8 @@ install: build
 	for d in catalog/templates/*/; do \
 	  install -d $(DESTDIR)$(DATADIR)/templates/$$(basename $$d) && \
 	  install -m644 $$d* $(DESTDIR)$(DATADIR)/templates/$$(basename $$d)/; done
+	install -Dm644 packaging/system/user@.service.d/archy-network-online.conf \
+	  $(DESTDIR)$(SYSTEMDDIR)/system/user@.service.d/archy-network-online.conf
 	install -Dm644 packaging/sysusers.d/archy.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/archy.conf
 	install -Dm644 packaging/tmpfiles.d/archy.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/archy.conf
 	[ -e $(DESTDIR)$(SYSCONFDIR)/node.toml ] || install -Dm644 packaging/node.toml $(DESTDIR)$(SYSCONFDIR)/node.toml

@@ -37,6 +37,7 @@ if [ -e /usr/lib/systemd/user-generators/archy-generator ] &&
   uctl stop 'archy*' >/dev/null 2>&1 || true
   rm -rf /usr/lib/systemd/user-generators/archy-generator /usr/libexec/archipelago \
     /usr/bin/archy-hook /usr/lib/systemd/user/archy-* /usr/lib/sysusers.d/archy.conf \
+    /usr/lib/systemd/system/user@.service.d/archy-network-online.conf \
     /usr/lib/tmpfiles.d/archy.conf /usr/share/archipelago /usr/share/man/man[58]/archy* \
     /etc/archipelago/apps
   uctl daemon-reload
