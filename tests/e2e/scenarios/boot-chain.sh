@@ -104,7 +104,7 @@ read -ra APP_LIST <<<"$APPS"
 fact() { awk -v k="$1" '$1 == k { $1 = ""; sub(/^ /, ""); print }' <<<"$facts"; }
 # healthy_after WHAT: every app healthy (check.sh), the chain's facts asserted, timings noted
 healthy_after() {
-  facts=$(vm "bash /mnt/payload/check.sh $wait_s $APPS") || fail "check.sh failed: $facts"
+  facts=$(vm "archy-vm-check $wait_s $APPS") || fail "check.sh failed: $facts"
   printf '%s\n' "$facts" >>"$VM_DIR/facts.log"
   if [ "$(fact healthy)" != yes ]; then
     vm 'archy-hook status' >&2 || true
@@ -130,7 +130,9 @@ healthy_after() {
 t=$(vm_now)
 vm 'true' >/dev/null || fail "no console"
 note "first boot: power-on -> console $(vm_since "$VM_POWER_ON")s"
-vm 'mkdir -p /mnt/payload && mount -o ro /dev/vdb /mnt/payload' || fail "mounting the payload"
+# the payload is mounted again after a reboot only to install from it; the check stays on the disk
+MOUNT_PAYLOAD='mkdir -p /mnt/payload && { mountpoint -q /mnt/payload || mount -o ro /dev/vdb /mnt/payload; }'
+vm "$MOUNT_PAYLOAD && install -m 755 /mnt/payload/check.sh /usr/local/sbin/archy-vm-check" || fail "mounting the payload"
 # the catalog apps this run does not need are masked by the admin (archy's documented way)
 masks=
 for f in "$REPO"/catalog/apps/*.toml; do
@@ -198,7 +200,7 @@ while read -r a n; do
 done <<<"$before"
 note "apt-get remove archy-catalog: its apps stopped, demo kept running, their data kept ($(tr '\n' ' ' <<<"$before")entries): $(vm_since "$t")s"
 t=$(vm_now)
-out=$(vm 'cd /mnt/payload && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ./archy-catalog_*.deb 2>&1') || fail "apt-get install archy-catalog again: $out"
+out=$(vm "$MOUNT_PAYLOAD && cd /mnt/payload && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ./archy-catalog_*.deb 2>&1") || fail "apt-get install archy-catalog again: $out"
 healthy_after "reinstall"
 note "apt-get install archy-catalog again -> every app healthy: $(vm_since "$t")s"
 if [ -n "$lnd_wallet" ]; then

@@ -1,5 +1,6 @@
 #!/bin/bash
-# Run in the VM by the admin (root, at the console), from the payload disk:
+# Run in the VM by the admin (root, at the console); the scenario installs it from the payload
+# disk as /usr/local/sbin/archy-vm-check:
 #   check.sh SECONDS APP...
 # Waits up to SECONDS for every APP to be active and healthy by `archy-hook status` (which, run
 # as root, shows the service user's apps), then prints what the boot-chain scenario asserts, one
