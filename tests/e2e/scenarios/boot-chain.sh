@@ -168,7 +168,9 @@ boot() {
   local t0 old; old=$(vm_boot_id) || fail "$1: no console before it"
   vm 'sync' >/dev/null
   t0=$(vm_now)
-  if [ "$2" = reset ]; then vm_monitor system_reset; else vm 'systemctl reboot --no-block' >/dev/null || true; fi
+  # (the shell that runs the reboot does not live to say it is done: a short timeout)
+  if [ "$2" = reset ]; then vm_monitor system_reset
+  else VM_TIMEOUT=20 vm 'systemctl reboot --no-block' >/dev/null || true; fi
   vm_new_boot "$old" || fail "$1: no console of a new boot within 10 min"
   healthy_after "$1"
   note "$1: kernel -> user manager ${MANAGER_S}s -> every app healthy ${LAST_HEALTHY_S}s (VM clock); $2 -> all healthy at the console $(vm_since "$t0")s (host clock)"

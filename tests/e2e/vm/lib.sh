@@ -62,7 +62,7 @@ vm_new_boot() {
 vm_monitor() { python3 "$VM_HERE/console.py" "$VM_DIR/monitor.sock" --monitor "$*"; }
 
 vm_off() {
-  vm 'systemctl poweroff --no-block' >/dev/null 2>&1 || true
+  VM_TIMEOUT=20 vm 'systemctl poweroff --no-block' >/dev/null 2>&1 || true
   local i
   for i in $(seq 1200); do kill -0 "$VM_PID" 2>/dev/null || return 0; sleep 0.1; done
   kill -KILL "$VM_PID" 2>/dev/null || true
