@@ -39,6 +39,9 @@ class Console:
         self.deadline = deadline
 
     def send(self, text):
+        # qemu stops reading the socket while the guest reads nothing from the port (still
+        # booting): a send may block until then, never past the deadline
+        self.sock.settimeout(max(0.1, self.deadline - time.monotonic()))
         self.sock.sendall(text.encode())
 
     def read_until(self, pattern, until):
@@ -68,8 +71,11 @@ def run(path, command, timeout):
     tag = "%d%d" % (os.getpid(), int(time.time() * 1000) % 100000)
     # until the shell answers: a login prompt still coming, a boot not yet there
     while True:
-        con.send("\nstty -echo; printf '%%s%%s\\n' '@@RE' 'ADY%s'\n" % tag)
-        m, _ = con.read_until(rb"@@READY" + tag.encode() + rb"\r?\n", time.monotonic() + 2)
+        try:
+            con.send("\nstty -echo; printf '%%s%%s\\n' '@@RE' 'ADY%s'\n" % tag)
+            m, _ = con.read_until(rb"@@READY" + tag.encode() + rb"\r?\n", time.monotonic() + 2)
+        except socket.timeout:
+            m = None
         if m:
             break
         if time.monotonic() > deadline:
@@ -116,7 +122,11 @@ def main(argv):
     timeout = 300
     if args[0] == "--timeout":
         timeout, args = int(args[1]), args[2:]
-    return run(path, " ".join(args), timeout)
+    try:
+        return run(path, " ".join(args), timeout)
+    except (socket.timeout, OSError, EOFError) as e:
+        sys.stderr.write("console.py: %s: %s\n" % (path, e))
+        return 124
 
 
 if __name__ == "__main__":
