@@ -183,7 +183,7 @@ done
 note "archy-hook status (root, at the console): ${#APP_LIST[@]} apps active/running healthy"
 j=$(fact journal | awk '$2 == 0 { print $1 }')
 [ -z "$j" ] || fail "no ARCHY_APP= journal entries for: $j"
-note "journal entries with ARCHY_APP= this boot: $(fact journal | awk '{ printf "%s %s, ", $1, $2 }')"
+note "journal entries with ARCHY_APP= (all boots / this one): $(fact journal | awk '{ printf "%s %s/%s, ", $1, $2, $3 }')"
 
 # ---- apt-get remove archy-catalog: its apps stop, their data stays; install: they return ----
 t=$(vm_now)

@@ -16,7 +16,8 @@
 #   wait_online STATE RESULT LOAD   podman-user-wait-network-online.service in its manager
 #   masked N                 units masked (linked to /dev/null) in the user's or /etc's unit dirs
 #   generated N              archy-*.service the generator wrote for this boot of the manager
-#   journal ID N             the journal's entries with ARCHY_APP=ID this boot
+#   journal ID N B           the journal's entries with ARCHY_APP=ID: N in all, B this boot (a
+#                            start that has nothing to create or change logs nothing)
 #   resources_failures N     units of the user's that failed with result 'resources' this boot
 set -u
 deadline=$(( $(date +%s) + $1 )); shift
@@ -56,6 +57,6 @@ echo "wait_online $(U systemctl --user show -p ActiveState --value podman-user-w
 echo "masked $(find /etc/systemd/user "/run/user/$uid/systemd" "$(getent passwd "$user" | cut -d: -f6)/.config/systemd" -lname /dev/null 2>/dev/null | wc -l)"
 echo "generated $(ls "/run/user/$uid/systemd/generator"/archy-*.service 2>/dev/null | wc -l)"
 for app in "$@"; do
-  echo "journal $app $(journalctl -q -b --no-pager "ARCHY_APP=$app" -o cat | wc -l)"
+  echo "journal $app $(journalctl -q --no-pager "ARCHY_APP=$app" -o cat | wc -l) $(journalctl -q -b --no-pager "ARCHY_APP=$app" -o cat | wc -l)"
 done
 echo "resources_failures $(journalctl -q -b --no-pager "_UID=$uid" -o cat | grep -c "Failed with result 'resources'")"
