@@ -187,7 +187,7 @@ note "journal entries with ARCHY_APP= (all boots / this one): $(fact journal | a
 
 # ---- apt-get remove archy-catalog: its apps stop, their data stays; install: they return ----
 t=$(vm_now)
-catalog_apps=$(for a in "${APP_LIST[@]}"; do [ -e "$REPO/catalog/apps/$a.toml" ] && echo "$a"; done | tr '\n' ' ')
+catalog_apps=$(for a in "${APP_LIST[@]}"; do if [ -e "$REPO/catalog/apps/$a.toml" ]; then echo "$a"; fi; done | tr '\n' ' ')
 before=$(vm "cd /var/lib/archipelago && for a in $catalog_apps; do printf '%s %s\n' \$a \$(find \$a | wc -l); done")
 out=$(vm 'DEBIAN_FRONTEND=noninteractive apt-get remove -y -q archy-catalog 2>&1') || fail "apt-get remove archy-catalog: $out"
 running=$(vm "cd / && runuser -u archy -- env XDG_RUNTIME_DIR=/run/user/$uid podman ps --format '{{.Names}}'") || fail "podman ps: $running"
