@@ -121,7 +121,7 @@ healthy_after() {
   [ "$(fact generated)" -ge "${#APP_LIST[@]}" ] || fail "$1: the generator wrote $(fact generated) archy-*.service"
   [ "$(fact resources_failures)" = 0 ] || fail "$1: $(fact resources_failures) unit(s) failed with result 'resources'"
   local last=0 at
-  while read -r _ _ _ _ at; do [ "$at" -gt "$last" ] && last=$at; done <<<"$(fact app)"
+  while read -r _ _ _ _ at; do if [ "$at" -gt "$last" ]; then last=$at; fi; done <<<"$(fact app)"
   LAST_HEALTHY_S=$(awk -v u="$last" 'BEGIN { printf "%.1f", u / 1e6 }')
   MANAGER_S=$(awk -v u="$mat" 'BEGIN { printf "%.1f", u / 1e6 }')
 }
