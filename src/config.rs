@@ -64,7 +64,8 @@ pub fn config_dir(state: &Path, id: &str) -> PathBuf {
     state.join(id).join("config")
 }
 
-/// The template variables: `app`, `node`, `secrets`.
+/// The template variables: `app`, `node`, `network` (the app's `[networks]` values for the node's
+/// network), `secrets`, `bridge`.
 pub fn variables(
     manifest: &Manifest,
     node: &NodeSettings,
@@ -81,6 +82,7 @@ pub fn variables(
             chain => node.network.chain(),
             data_dir => node.data_dir.as_str(),
         },
+        network => crate::networks::values(manifest, node.network),
         secrets => secrets,
         bridge => minijinja::context! {
             subnet => node.subnet.to_string(),

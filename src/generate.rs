@@ -30,7 +30,9 @@ pub const MAX_APPS: usize = 20_000;
 /// point bitcoind at the wrong data dir.
 pub fn load_catalog(paths: &Paths) -> (Result<NodeSettings, InputError>, Catalog) {
     let node = load::read_node(paths);
-    let loaded = load::load_all(paths);
+    // with a broken node.toml every app is held back anyway
+    let network = node.as_ref().map(|n| n.network).unwrap_or_default();
+    let loaded = load::load_all(paths, network);
     if loaded.len() > MAX_APPS {
         // a bound on what one reload may cost, whatever shape the manifests have
         let e = InputError::new(
@@ -93,11 +95,15 @@ fn resolve_with_last_good(
         let Some(bad) = first.invalid.get(&l.stem) else {
             continue;
         };
+        // an older copy may not know that the app cannot run on this network
+        if bad.errors.iter().any(crate::networks::is_unsupported) {
+            continue;
+        }
         let good = dir.join(format!("{}.toml", l.stem));
         if !good.is_file() {
             continue;
         }
-        if let Ok(m) = load::read_manifest(&good, &l.stem) {
+        if let Ok(m) = load::read_manifest(&good, &l.stem, node.network) {
             l.stale = bad.errors.first().cloned();
             l.manifest = Ok(m);
             fell_back = true;

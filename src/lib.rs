@@ -21,6 +21,7 @@ pub mod leftover;
 pub mod load;
 pub mod log;
 pub mod manifest;
+pub mod networks;
 pub mod node;
 pub mod nofollow;
 pub mod paths;

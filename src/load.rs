@@ -4,7 +4,7 @@
 
 use crate::error::InputError;
 use crate::manifest::Manifest;
-use crate::node::NodeSettings;
+use crate::node::{BitcoinNetwork, NodeSettings};
 use crate::paths::Paths;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
@@ -70,11 +70,11 @@ fn is_masked(path: &Path) -> bool {
 
 /// Discover and read every manifest. Parsing is spread over the available cores: at a reload of a
 /// node with many apps it is most of the generator's own time.
-pub fn load_all(paths: &Paths) -> Vec<Loaded> {
+pub fn load_all(paths: &Paths, network: BitcoinNetwork) -> Vec<Loaded> {
     let found = discover(paths);
     let load = |(stem, path): &(String, PathBuf)| Loaded {
         stem: stem.clone(),
-        manifest: read_manifest(path, stem),
+        manifest: read_manifest(path, stem, network),
         path: path.clone(),
         stale: None,
     };
@@ -97,10 +97,15 @@ pub fn load_all(paths: &Paths) -> Vec<Loaded> {
     })
 }
 
-/// Reads the manifest at `path`, checking that its id equals `stem`.
-pub fn read_manifest(path: &Path, stem: &str) -> Result<Manifest, InputError> {
+/// Reads the manifest at `path` for a node on `network` (see `crate::networks`), checking that its
+/// id equals `stem`.
+pub fn read_manifest(
+    path: &Path,
+    stem: &str,
+    network: BitcoinNetwork,
+) -> Result<Manifest, InputError> {
     let text = read_text(path)?;
-    let manifest: Manifest = parse_toml(path, &text)?;
+    let manifest = crate::networks::parse_manifest(path, &text, network)?;
     if manifest.id() != stem {
         return Err(InputError::at_key(
             path,

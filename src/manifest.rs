@@ -4,7 +4,8 @@
 
 use crate::duration::{Duration, Timeout};
 use crate::text::{
-    AbsPath, Capability, EnvName, FileName, Id, ImageRef, SubPath, Text, UserNs, UserSpec,
+    AbsPath, Capability, EnvName, FileName, Id, ImageRef, NetworkKey, NetworkValue, SubPath, Text,
+    UserNs, UserSpec,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -35,6 +36,10 @@ pub struct Manifest {
     /// Files the app rewrites that archy copies, each new version, to node.toml's backup_dir.
     #[serde(default)]
     pub backup: Vec<BackupFile>,
+    /// The networks the app runs on, each with the app's own values for it (`{{ network.<key> }}`
+    /// in any string, see `crate::networks`). Empty: any network.
+    #[serde(default)]
+    pub networks: BTreeMap<crate::node::BitcoinNetwork, BTreeMap<NetworkKey, NetworkValue>>,
 }
 
 /// A file below the app's data dir (lnd's `channel.backup`) that a path unit watches: each new
@@ -191,7 +196,10 @@ pub enum NetworkMode {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Port {
+    /// A number, or a string of one (`"{{ network.p2p_port }}"`, after the network's values are in).
+    #[serde(deserialize_with = "port_number")]
     pub host: u16,
+    #[serde(deserialize_with = "port_number")]
     pub container: u16,
     #[serde(default)]
     pub protocol: Protocol,
@@ -428,6 +436,34 @@ pub struct ConfigFile {
     pub template: FileName,
     /// Where the rendered file is mounted (read-only) in the container.
     pub target: AbsPath,
+}
+
+/// A port as an integer, or as a string of digits: a per-network value is placed into a string.
+fn port_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    struct PortVisitor;
+    impl serde::de::Visitor<'_> for PortVisitor {
+        type Value = u16;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a port number (1 to 65535), or a string of one")
+        }
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<u16, E> {
+            u16::try_from(n)
+                .map_err(|_| E::custom(format!("`{n}` is not a port number (1 to 65535)")))
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<u16, E> {
+            u16::try_from(n)
+                .map_err(|_| E::custom(format!("`{n}` is not a port number (1 to 65535)")))
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<u16, E> {
+            s.parse::<u16>().map_err(|_| {
+                E::custom(format!(
+                    "`{}` is not a port number (1 to 65535)",
+                    crate::text::one_line(s)
+                ))
+            })
+        }
+    }
+    d.deserialize_any(PortVisitor)
 }
 
 fn yes() -> bool {

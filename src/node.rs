@@ -108,7 +108,7 @@ fn default_disk_reserve() -> ByteSize {
     ByteSize(1 << 30)
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BitcoinNetwork {
     #[default]
@@ -120,6 +120,19 @@ pub enum BitcoinNetwork {
 }
 
 impl BitcoinNetwork {
+    pub const ALL: [BitcoinNetwork; 5] = [
+        BitcoinNetwork::Mainnet,
+        BitcoinNetwork::Testnet,
+        BitcoinNetwork::Testnet4,
+        BitcoinNetwork::Signet,
+        BitcoinNetwork::Regtest,
+    ];
+
+    /// The network node.toml calls `name`.
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|n| n.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             BitcoinNetwork::Mainnet => "mainnet",

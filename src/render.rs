@@ -12,6 +12,8 @@ use std::path::Path;
 
 pub const TARGET: &str = "archy.target";
 pub const NETWORK_FILE: &str = "archy.network";
+/// The container label that names the node's bitcoin network the app runs on.
+pub const NETWORK_LABEL: &str = "archy.network";
 /// `%S` is `$XDG_STATE_HOME` in a user unit: secrets and rendered configs live below it.
 pub const STATE: &str = "%S/archipelago";
 
@@ -328,6 +330,12 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
     let s = &m.service;
     ct.set("StopTimeout", s.stop_timeout.whole_secs().to_string());
     ct.set("Label", escape::assignment("archy.app", id));
+    // part of the digest: a network switch restarts every app, also those that only see the
+    // network in their config templates
+    ct.set(
+        "Label",
+        escape::assignment(NETWORK_LABEL, node.network.as_str()),
+    );
 
     let sv = u.section("Service");
     sv.set("Restart", s.restart.as_str());

@@ -159,6 +159,38 @@ validated_string!(
 );
 
 validated_string!(
+    /// The name of a per-network value in `[networks]`: `[a-z][a-z0-9_]*`, at most 32 characters.
+    NetworkKey,
+    |s| {
+        let mut chars = s.chars();
+        let ok = s.len() <= 32
+            && matches!(chars.next(), Some('a'..='z'))
+            && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("`{s}` is not a valid key: use [a-z][a-z0-9_]*, at most 32 characters"))
+        }
+    }
+);
+
+validated_string!(
+    /// A per-network value in `[networks]`: up to 64 of `A-Z a-z 0-9 . _ -` (empty: a setting
+    /// the app leaves unset on that network). Placed into other strings (paths, environment
+    /// values, port numbers), it cannot change their meaning.
+    NetworkValue,
+    |s| {
+        let ok = s.len() <= 64
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("`{s}` is not a valid value here: up to 64 of A-Z a-z 0-9 . _ -"))
+        }
+    }
+);
+
+validated_string!(
     /// A container image reference such as `docker.io/library/nginx:1.29`.
     ImageRef,
     |s| {
