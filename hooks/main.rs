@@ -714,7 +714,7 @@ fn secret_changed(name: &str) -> anyhow::Result<()> {
 fn status(json: bool) -> anyhow::Result<()> {
     use archy::status::{HealthFacts, ManifestState, UnitFacts};
     let paths = Paths::from_env();
-    let (_, catalog) = generate::load_catalog(&paths);
+    let (node, catalog) = generate::load_catalog(&paths);
     let ids: Vec<String> = catalog.ids().into_iter().map(str::to_string).collect();
     let units: Vec<String> = ids.iter().map(|id| format!("archy-{id}.service")).collect();
     let props = [
@@ -782,14 +782,22 @@ fn status(json: bool) -> anyhow::Result<()> {
             ),
             (None, None) => (ManifestState::Ok, archy::systemctl::last_error(unit)),
         };
-        rows.push(archy::status::row(id, &u, &health, &deps, manifest, error));
+        let mut row = archy::status::row(id, &u, &health, &deps, manifest, error);
+        if matches!(u.active.as_str(), "active" | "activating" | "deactivating") {
+            let name = archy::catalog::container_name(id);
+            row.network = podman::label(&name, archy::render::NETWORK_LABEL).unwrap_or_default();
+        }
+        rows.push(row);
     }
     if json {
         for r in &rows {
             println!("{}", serde_json::to_string(r)?);
         }
     } else {
-        print!("{}", archy::status::table(&rows));
+        let network = node
+            .as_ref()
+            .map_or("(node.toml is invalid)", |n| n.network.as_str());
+        print!("{}", archy::status::table(network, &rows));
     }
     Ok(())
 }

@@ -54,6 +54,9 @@ pub struct Row {
     /// What the app is waiting for, or why it is not healthy: its check's own words.
     pub detail: String,
     pub error: String,
+    /// The bitcoin network the app's container runs on (its `archy.network` label); empty when
+    /// no container runs.
+    pub network: String,
 }
 
 /// Longest detail shown: a check's output is the app's text, not ours.
@@ -92,6 +95,7 @@ pub fn row(
         manifest,
         detail: crate::text::one_line(&truncate(&detail, DETAIL_MAX)),
         error: error.unwrap_or_default(),
+        network: String::new(),
     }
 }
 
@@ -150,11 +154,11 @@ pub fn last_line(output: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The table `archy-hook status` prints.
-pub fn table(rows: &[Row]) -> String {
+/// The table `archy-hook status` prints, under the node's network.
+pub fn table(network: &str, rows: &[Row]) -> String {
     let mut out = format!(
-        "{:<18} {:<22} {:<10} {:<8} {:<9} {:<30} DETAIL / LAST ERROR\n",
-        "APP", "STATE", "HEALTH", "RESTARTS", "MANIFEST", "SINCE"
+        "node network: {network}\n{:<18} {:<22} {:<10} {:<8} {:<9} {:<9} {:<30} DETAIL / LAST ERROR\n",
+        "APP", "STATE", "HEALTH", "RESTARTS", "MANIFEST", "NETWORK", "SINCE"
     );
     for r in rows {
         let note = match (r.detail.is_empty(), r.error.is_empty()) {
@@ -163,12 +167,13 @@ pub fn table(rows: &[Row]) -> String {
             (true, _) => r.error.clone(),
         };
         out.push_str(&format!(
-            "{:<18} {:<22} {:<10} {:<8} {:<9} {:<30} {}\n",
+            "{:<18} {:<22} {:<10} {:<8} {:<9} {:<9} {:<30} {}\n",
             r.app,
             r.state,
             r.health,
             r.restarts.map(|n| n.to_string()).unwrap_or_default(),
             r.manifest.as_str(),
+            r.network,
             r.since,
             note
         ));
@@ -343,14 +348,12 @@ mod tests {
             manifest: ManifestState::Ok,
             detail: "waiting".into(),
             error: "boom".into(),
+            network: "signet".into(),
         };
-        let t = table(&[r]);
-        assert!(
-            t.lines()
-                .nth(1)
-                .unwrap()
-                .ends_with("waiting; last error: boom"),
-            "{t}"
-        );
+        let t = table("signet", &[r]);
+        assert_eq!(t.lines().next(), Some("node network: signet"), "{t}");
+        let line = t.lines().nth(2).unwrap();
+        assert!(line.ends_with("waiting; last error: boom"), "{t}");
+        assert!(line.contains(" signet "), "{t}");
     }
 }

@@ -8,5 +8,6 @@ mod containment;
 mod fixtures;
 mod hostile;
 mod injection;
+mod networks;
 mod quadlet_parse;
 mod real_tools;

@@ -20,7 +20,7 @@ mempool_frontend_rootfs() {
   printf '%s\n' '<!doctype html><html><head><title>mempool - Bitcoin Explorer</title>' \
     '<script src="/resources/config.js"></script></head><body><app-root></app-root></body></html>' \
     >"$r/var/www/mempool/browser/index.html"
-  printf '%s\n' 'window.__env = { MAINNET_ENABLED: ${MAINNET_ENABLED}, ROOT_NETWORK: "${ROOT_NETWORK}", BASE_MODULE: "${BASE_MODULE}" };' \
+  printf '%s\n' 'window.__env = { MAINNET_ENABLED: ${MAINNET_ENABLED}, TESTNET_ENABLED: ${TESTNET_ENABLED}, TESTNET4_ENABLED: ${TESTNET4_ENABLED}, SIGNET_ENABLED: ${SIGNET_ENABLED}, REGTEST_ENABLED: ${REGTEST_ENABLED}, ROOT_NETWORK: "${ROOT_NETWORK}", BASE_MODULE: "${BASE_MODULE}" };' \
     >"$r/var/www/mempool/browser/resources/config.template.js"
   printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nginx:x:101:101:nginx:/var/cache/nginx:/sbin/nologin' \
     'nobody:x:65534:65534:nobody:/:/sbin/nologin' >"$r/etc/passwd"
