@@ -226,6 +226,32 @@ pub fn reconcile(paths: &Paths, log: &HookLog) -> anyhow::Result<Summary> {
             log.notice(&format!("stopped removed apps: {}", units.join(" ")));
         }
 
+        // an app that cannot run on the node's network now (node.toml's `network` changed) is
+        // stopped while its unit still is the container's: its failing unit only says why
+        let off_network: Vec<String> = loaded_apps(&generator_dir)?
+            .into_iter()
+            .filter(|u| u.active)
+            .filter(|u| {
+                catalog
+                    .invalid
+                    .get(&u.id)
+                    .is_some_and(|a| a.errors.iter().any(crate::networks::is_unsupported))
+            })
+            .map(|u| format!("archy-{}.service", u.id))
+            .collect();
+        if !off_network.is_empty() {
+            systemctl::run("stop", &off_network).context("stopping apps off the network")?;
+            log.notice(&format!(
+                "stopped apps that do not run on the node's network: {}",
+                off_network.join(" ")
+            ));
+            summary.stopped.extend(off_network.iter().map(|u| {
+                u.trim_start_matches("archy-")
+                    .trim_end_matches(".service")
+                    .to_string()
+            }));
+        }
+
         if !systemctl::daemon_reload().context("daemon-reload")? {
             anyhow::bail!("systemctl --user daemon-reload failed");
         }

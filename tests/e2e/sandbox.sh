@@ -23,6 +23,7 @@
 #                    /usr/share/archipelago/apps is masked (/etc/archipelago/apps/<id>.toml ->
 #                    /dev/null) before boot. Default: the script's "# archy-e2e-apps: ..." line;
 #                    neither: all apps stay (archy.target starts them all at boot)
+#   (a script's "# archy-e2e-node: KEY = VALUE" lines are top-level settings added to node.toml)
 #   ARCHY_E2E_*      passed through to SCRIPT
 #
 # Inside, SCRIPT finds: the repo read-only at /src; `as_node CMD...` (run as the user, in a login-
@@ -178,6 +179,8 @@ run() {
   esac
   # a script may name the catalog apps it needs: "# archy-e2e-apps: bitcoin-core lnd"
   local apps=${ARCHY_E2E_APPS-$(sed -n 's/^# archy-e2e-apps:[[:space:]]*//p' "$abs" | head -n 1)}
+  # and top-level node.toml settings of its own: "# archy-e2e-node: network = \"signet\""
+  local node; node=$(sed -n 's/^# archy-e2e-node:[[:space:]]*//p' "$abs")
   local envs=() v
   for v in $(compgen -e); do case $v in ARCHY_E2E_*) envs+=("$v=${!v}") ;; esac; done
   boot_script >"$t/boot.sh"
@@ -193,7 +196,7 @@ run() {
   (echo $BASHPID >"$cg/cgroup.procs"
    exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM="${TERM:-dumb}" T0="$t0" STAGE="${ARCHY_STAGE:-}" \
     SRC="$REPO" IMAGES="$CACHE/images" INNER="$inner" HOSTNET="${ARCHY_E2E_HOSTNET:-}" \
-    NOIMAGES="${ARCHY_E2E_NO_IMAGES:-}" APPS="$apps" JOURNAL="${ARCHY_E2E_JOURNAL:-}" \
+    NOIMAGES="${ARCHY_E2E_NO_IMAGES:-}" APPS="$apps" NODE="$node" JOURNAL="${ARCHY_E2E_JOURNAL:-}" \
     unshare -C -m -u $netns -p -f --mount-proc --kill-child \
     bash "$t/boot.sh" "$ROOT" "$t" "${envs[@]}" -- "$@") <&0 &
   pid=$!
@@ -253,9 +256,12 @@ if [ -n "$STAGE" ]; then
   for f in "$STAGE"/usr/lib/tmpfiles.d/*.conf; do [ -e "$f" ] && tmpfiles+=("/usr/lib/tmpfiles.d/${f##*/}"); done
 fi
 mkdir -p "$R/etc/archipelago"
-# the test bed's service user is node: replace the top-level `user` key, keep everything else
+# the test bed's service user is node: replace the top-level `user` key (and those the script
+# sets), keep everything else
+keys=user; [ -z "$NODE" ] || keys="$keys|$(printf '%s\n' "$NODE" | sed -n 's/^[[:space:]]*\([A-Za-z0-9_-]*\)[[:space:]]*=.*/\1/p' | paste -sd '|')"
 { echo 'user = "node"'
-  awk '/^[[:space:]]*\[/ { t = 1 } t || !/^[[:space:]]*user[[:space:]]*=/' "$R/etc/archipelago/node.toml" 2>/dev/null || true
+  [ -z "$NODE" ] || printf '%s\n' "$NODE"
+  awk -v keys="^[[:space:]]*($keys)[[:space:]]*=" '/^[[:space:]]*\[/ { t = 1 } t || $0 !~ keys' "$R/etc/archipelago/node.toml" 2>/dev/null || true
 } >"$R/etc/archipelago/node.toml.new"
 mv "$R/etc/archipelago/node.toml.new" "$R/etc/archipelago/node.toml"
 # only the apps the script asked for: the others are masked as an admin would (archy's contract)

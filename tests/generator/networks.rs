@@ -87,9 +87,12 @@ fn no_network_name_is_a_literal_in_a_catalog_manifest() {
     );
 }
 
-/// The catalog rendered for a node on `network`: app id -> its `.container` text, and the
+/// (file name, text) or (app id, error) pairs.
+type Named = Vec<(String, String)>;
+
+/// The catalog rendered for a node on `network`: each quadlet source with its text, and the
 /// invalid apps with their first error.
-fn render_for(network: BitcoinNetwork) -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn render_for(network: BitcoinNetwork) -> (Named, Named) {
     let t = Tree::catalog();
     t.node(&format!("network = \"{}\"\n", network.as_str()));
     let (node, catalog) = generate::load_catalog(&t.paths());

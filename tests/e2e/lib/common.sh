@@ -158,9 +158,11 @@ user_manager_up() {
 # hash of pools-v2.json), which this bed, with no internet, cannot reach: the backend exits, as
 # on an offline node. Once it has said so, write the row that first fetch would have written
 # (as the mempool user, its password through a file), so that its next start serves.
+# SINCE (a journalctl --since value): only what the backend said from then on counts, for a
+# database of another network made after an earlier one got its row.
 mempool_pools_offline() {
-  local wait=${1:-300}
-  asked() { ujournal -u archy-mempool-backend.service -o cat | grep -q 'Failed to retreive pools-v2.json sha'; }
+  local wait=${1:-300} since=${2:-}
+  asked() { ujournal -u archy-mempool-backend.service ${since:+--since "$since"} -o cat | grep -q 'Failed to retreive pools-v2.json sha'; }
   wait_for "$wait" asked || return 1
   { printf '[client]\npassword='; cat "$NODE_STATE/archipelago/secrets/mempool-db/password"; echo; } |
     upodman exec -i archy-mempool-mariadb sh -c 'umask 077; cat >/tmp/e2e.cnf

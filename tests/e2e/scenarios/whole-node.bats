@@ -16,6 +16,7 @@ SECRETS=$NODE_STATE/archipelago/secrets
 APPS=(bitcoin-core bitcoin-ui btcpay-postgres btcpayserver electrumx fedimint filebrowser lnd lnd-ui
   mempool-backend mempool-frontend mempool-mariadb nbxplorer)
 W=${BATS_FILE_TMPDIR:-/root}/whole-node
+NET=mainnet   # the bed's node.toml names no network
 
 setup_file() { mkdir -p -m 700 "$W"; }
 
@@ -184,7 +185,7 @@ mariadb_as_mempool() {
 }
 
 @test "btcpayserver -> nbxplorer -> postgres: an invoice gets its address from NBXplorer" {
-  key=$(cat "$DATA/btcpayserver/standin-apikey") store=$(cat "$DATA/btcpayserver/standin-storeid")
+  key=$(cat "$DATA/btcpayserver/$NET/standin-apikey") store=$(cat "$DATA/btcpayserver/$NET/standin-storeid")
   api() { curl -s -o "$W/inv" -w '%{http_code}' --max-time 20 -H "Authorization: token $key" -H 'Content-Type: application/json' "$@"; }
   code=$(api -d '{"amount":"0.001","currency":"BTC"}' "http://127.0.0.1:49392/api/v1/stores/$store/invoices")
   [ "$code" = 200 ] || fail "invoice: HTTP $code $(cat "$W/inv")"
