@@ -205,11 +205,20 @@ fn explain(id: &str) -> ExitCode {
     let paths = Paths::from_env();
     let (_, catalog) = generate::load_catalog(&paths);
     if let Some(app) = catalog.invalid.get(id) {
-        println!("archy app `{id}` is invalid and will not start:");
+        let off_network = app.errors.iter().any(archy::networks::is_unsupported);
+        if off_network {
+            println!("archy app `{id}` does not run on the node's network and will not start:");
+        } else {
+            println!("archy app `{id}` is invalid and will not start:");
+        }
         for e in &app.errors {
             println!("  {e}");
         }
-        println!("Fix the file, then run `systemctl --user daemon-reload`.");
+        if off_network {
+            println!("It starts again when node.toml's `network` is one it lists in [networks].");
+        } else {
+            println!("Fix the file, then run `systemctl --user daemon-reload`.");
+        }
         if libsystemd::logging::connected_to_journal() {
             // run by the app's failing unit: the reason goes into the journal with the unit's
             // name and invocation (a short-lived process's stdout may lose them), and into the
@@ -219,7 +228,12 @@ fn explain(id: &str) -> ExitCode {
                 log.error(&e.to_string());
             }
             if let Some(first) = app.errors.first() {
-                archy::journal::notify_status(&format!("invalid manifest: {first}"));
+                let what = if off_network {
+                    "not on this network"
+                } else {
+                    "invalid manifest"
+                };
+                archy::journal::notify_status(&format!("{what}: {first}"));
             }
         }
         return ExitCode::FAILURE;
@@ -772,6 +786,10 @@ fn status(json: bool) -> anyhow::Result<()> {
             .collect();
         let stale = valid.and_then(|a| a.stale.as_ref());
         let (manifest, error) = match (invalid, stale) {
+            (Some(bad), _) if bad.errors.iter().any(archy::networks::is_unsupported) => (
+                ManifestState::OffNetwork,
+                bad.errors.first().map(|e| e.to_string()),
+            ),
             (Some(bad), _) => (
                 ManifestState::Invalid,
                 bad.errors.first().map(|e| e.to_string()),

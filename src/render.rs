@@ -68,7 +68,7 @@ pub fn render_all(node: &NodeSettings, catalog: &Catalog, ctx: &Context) -> Rend
             // cannot happen with validated input; if it does, the app fails visibly instead
             Err(e) => {
                 out.problems.push(format!("{}: {e}", app.source.display()));
-                push_failing(&mut out, &app.source, id, ctx);
+                push_failing(&mut out, &app.source, id, "invalid manifest", ctx);
             }
         }
     }
@@ -149,7 +149,12 @@ fn render_containers(
 
 fn push_invalid(out: &mut Rendered, app: &InvalidApp, stem: &str, ctx: &Context) {
     if unit_name(stem).is_some() {
-        push_failing(out, &app.source, stem, ctx);
+        let why = if app.errors.iter().any(crate::networks::is_unsupported) {
+            "not on this network"
+        } else {
+            "invalid manifest"
+        };
+        push_failing(out, &app.source, stem, why, ctx);
     } else {
         out.problems.push(format!(
             "{}: no unit: the file name `{stem}.toml` is not a valid app id ([a-z][a-z0-9-]*)",
@@ -158,8 +163,8 @@ fn push_invalid(out: &mut Rendered, app: &InvalidApp, stem: &str, ctx: &Context)
     }
 }
 
-fn push_failing(out: &mut Rendered, source: &Path, id: &str, ctx: &Context) {
-    match failing_unit(source, id, ctx).to_text() {
+fn push_failing(out: &mut Rendered, source: &Path, id: &str, why: &str, ctx: &Context) {
+    match failing_unit(source, id, why, ctx).to_text() {
         Ok(text) => {
             out.units.push((format!("archy-{id}.service"), text));
             out.target_wants.push(id.to_string());
@@ -436,15 +441,16 @@ fn network_file(node: &NodeSettings) -> UnitFile {
     u
 }
 
-/// A unit for an app whose manifest is invalid: its start fails and `archy-hook explain` puts the
-/// reason in its journal, so `systemctl --user status archy-<id>` tells the operator why.
-fn failing_unit(source: &Path, id: &str, ctx: &Context) -> UnitFile {
+/// A unit for an app that cannot run (`why`: its manifest is invalid, say): its start fails and
+/// `archy-hook explain` puts the reason in its journal, so `systemctl --user status archy-<id>`
+/// tells the operator why.
+fn failing_unit(source: &Path, id: &str, why: &str, ctx: &Context) -> UnitFile {
     let mut u = UnitFile::new();
     header(&mut u, source);
     let unit = u.section("Unit");
     unit.set(
         "Description",
-        format!("archy app {id} (invalid manifest: see `archy-hook explain {id}`)"),
+        format!("archy app {id} ({why}: see `archy-hook explain {id}`)"),
     );
     unit.set("Documentation", "man:archy-app.toml(5)");
     unit.set("PartOf", TARGET);
@@ -464,11 +470,7 @@ fn failing_unit(source: &Path, id: &str, ctx: &Context) -> UnitFile {
 /// The unit for a valid app whose `.container` quadlet refused (`reason`, as quadlet said it): its
 /// start fails and `archy-hook explain` reports the reason, as for an invalid manifest.
 pub fn unconverted_unit(source: &Path, id: &str, reason: &str, ctx: &Context) -> Option<String> {
-    let mut u = failing_unit(source, id, ctx);
-    u.section("Unit").replace(
-        "Description",
-        format!("archy app {id} (quadlet could not convert it: see `archy-hook explain {id}`)"),
-    );
+    let mut u = failing_unit(source, id, "quadlet could not convert it", ctx);
     let sv = u.section("Service");
     sv.set(
         "Environment",

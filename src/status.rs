@@ -31,6 +31,9 @@ pub enum ManifestState {
     Ok,
     Stale,
     Invalid,
+    /// Valid, but its `[networks]` does not list the node's network: it is not started.
+    #[serde(rename = "off-network")]
+    OffNetwork,
 }
 
 impl ManifestState {
@@ -39,6 +42,7 @@ impl ManifestState {
             ManifestState::Ok => "ok",
             ManifestState::Stale => "stale",
             ManifestState::Invalid => "invalid",
+            ManifestState::OffNetwork => "off-network",
         }
     }
 }

@@ -110,14 +110,17 @@ check_networks() {
   failed() { [ "$(prop archy-electrumx.service Result)" != success ] && ! is_state archy-electrumx.service activating; }
   wait_for 60 failed || fail "electrumx: $(prop archy-electrumx.service ActiveState)"
   msg=$(as_node "$HOOK" explain electrumx 2>&1 || true)
-  [[ $msg == *"runs on mainnet, regtest, testnet only, not on signet"* ]] || fail "explain electrumx: $msg"
+  [[ $msg == *"runs on mainnet, regtest, testnet only, not on signet"* && $msg == *"does not run on the node's network"* ]] ||
+    fail "explain electrumx: $msg"
   note "electrumx: $(prop archy-electrumx.service ActiveState)/$(prop archy-electrumx.service Result): ${msg##*: \`electrumx\` }"
   ! upodman container exists archy-electrumx || fail "an electrumx container exists on signet"
 }
 
 @test "signet: each app's network, read from inside its container" {
   check_networks signet signet
-  grep -E '^electrumx ' "$W/status.signet" | grep -q invalid || fail "status: $(grep -E '^electrumx ' "$W/status.signet")"
+  grep -E '^electrumx ' "$W/status.signet" | grep -q ' off-network ' || fail "status: $(grep -E '^electrumx ' "$W/status.signet")"
+  [[ $(prop archy-electrumx.service Description) == *"not on this network"* ]] || fail "$(prop archy-electrumx.service Description)"
+  [[ $(prop archy-electrumx.service StatusText) == "not on this network: "* ]] || fail "$(prop archy-electrumx.service StatusText)"
 }
 
 @test "to regtest by editing node.toml only: every app restarts on regtest, ElectrumX too" {
