@@ -126,12 +126,11 @@ fn every_app_follows_the_network_or_says_it_cannot() {
                 "{id} on {n}: no network label"
             );
         }
-        // ElectrumX 1.16.0 knows no signet or testnet4; BTCPay Server 2.4 no testnet4
+        // BTCPay Server 2.4 knows no testnet4
         let mut refused: Vec<&str> = invalid.iter().map(|(id, _)| id.as_str()).collect();
         refused.sort();
         let expected: &[&str] = match net {
-            BitcoinNetwork::Signet => &["electrumx"],
-            BitcoinNetwork::Testnet4 => &["btcpayserver", "electrumx"],
+            BitcoinNetwork::Testnet4 => &["btcpayserver"],
             _ => &[],
         };
         assert_eq!(refused, expected, "on {n}: {invalid:?}");

@@ -3,8 +3,9 @@
 # Every app follows the node's network (issue 12): the whole catalog on signet, then on regtest,
 # then on signet again, switched by editing node.toml's `network` and nothing else (reconcile,
 # through archy-reconcile.path, does the rest). Each app's network is read from inside its
-# container, in the app's own terms; ElectrumX 1.16.0, which has no signet, says so in a failing
-# unit instead of starting wrong; signet's data is left byte for byte as it was while regtest runs.
+# container, in the app's own terms; a third-party app that runs on regtest only says so in a
+# failing unit on signet instead of starting wrong, and is stopped when the node leaves regtest;
+# signet's data is left byte for byte as it was while regtest runs.
 # Run: ARCHY_STAGE=DIR tests/e2e/run.sh networks
 # archy-e2e-node: network = "signet"
 
@@ -23,8 +24,26 @@ in_ctr() { local id=$1; shift; upodman exec -i "archy-$id" "$@"; }
 # env_in ID NAME: the variable as the app's main process (PID 1 in its container) has it
 env_in() { in_ctr "$1" cat /proc/1/environ | tr '\0' '\n' | sed -n "s/^$2=//p"; }
 label_of() { upodman inspect -f '{{index .Config.Labels "archy.network"}}' "archy-$1" 2>/dev/null; }
-# the apps that run on NET: ElectrumX 1.16.0 has no signet
-apps_on() { local a; for a in "${ALL[@]}"; do [ "$1/$a" = signet/electrumx ] || echo "$a"; done; }
+# the catalog runs on both networks
+apps_on() { printf '%s\n' "${ALL[@]}"; }
+# an admin's app for regtest only (a faucet, say): an image the bed has, doing nothing
+TOOL=regtest-tool
+install_tool() {
+  install -d -m 755 /etc/archipelago/apps
+  cat >/etc/archipelago/apps/$TOOL.toml.new <<'MANIFEST'
+[app]
+id = "regtest-tool"
+[image]
+ref = "docker.io/bitcoin/bitcoin:31.0"
+[container]
+entrypoint = []
+command = ["sleep", "100000000"]
+[networks]
+regtest = {}
+MANIFEST
+  mv /etc/archipelago/apps/$TOOL.toml.new /etc/archipelago/apps/$TOOL.toml
+}
+tool_off() { ! upodman container exists "archy-$TOOL" && [ "$(prop "archy-$TOOL.service" ActiveState)" = failed ]; }
 # ready_on NET ID: active, healthy, and its container is the one made for NET
 ready_on() { ready "$2" && [ "$(label_of "$2")" = "$1" ]; }
 # source_of ID TARGET: the host directory mounted at TARGET in the app's container
@@ -64,12 +83,10 @@ check_networks() {
   got=$(in_ctr lnd lncli --network="$net" getinfo | tr -d ' \n' | grep -o '"network":"[a-z0-9]*"')
   [ "$got" = "\"network\":\"$net\"" ] || fail "lnd getinfo: $got"
   note "lnd              getinfo chains[0].$got"
-  if [ "$net" != signet ]; then
-    [ "$(env_in electrumx NET)" = "$net" ] || fail "electrumx NET=$(env_in electrumx NET)"
-    got=$(in_ctr electrumx cat /data/COIN)
-    [[ $got == *"Bitcoin $net"* ]] || fail "electrumx COIN file: $got"
-    note "electrumx        NET=$net; /data/COIN: $got"
-  fi
+  [ "$(env_in electrumx NET)" = "$net" ] || fail "electrumx NET=$(env_in electrumx NET)"
+  got=$(in_ctr electrumx cat /data/COIN)
+  [[ $got == *"Bitcoin $net"* ]] || fail "electrumx COIN file: $got"
+  note "electrumx        NET=$net; /data/COIN: $got"
   local folder; case $net in signet) folder=Signet ;; regtest) folder=RegTest ;; esac
   [ "$(env_in nbxplorer NBXPLORER_NETWORK)" = "$net" ] || fail "nbxplorer: $(env_in nbxplorer NBXPLORER_NETWORK)"
   in_ctr nbxplorer test -s "/datadir/$folder/.cookie" || fail "nbxplorer: no /datadir/$folder/.cookie"
@@ -102,28 +119,28 @@ check_networks() {
   head -n 1 "$W/status.$net" | grep -qx "node network: $net" || fail "status: $(head -n 1 "$W/status.$net")"
 }
 
-@test "signet: every app but ElectrumX is healthy; ElectrumX's unit says it cannot run on signet" {
+@test "signet: every catalog app is healthy; an app for regtest only says it cannot run here" {
   t0=$(now)
   mempool_pools_offline "$WAIT" || fail "mempool backend: $(why mempool-backend)"
   wait_all_on signet
-  note "$(apps_on signet | wc -l) apps healthy on signet $(since "$t0") after the scenario began"
-  failed() { [ "$(prop archy-electrumx.service Result)" != success ] && ! is_state archy-electrumx.service activating; }
-  wait_for 60 failed || fail "electrumx: $(prop archy-electrumx.service ActiveState)"
-  msg=$(as_node "$HOOK" explain electrumx 2>&1 || true)
-  [[ $msg == *"runs on mainnet, regtest, testnet only, not on signet"* && $msg == *"does not run on the node's network"* ]] ||
-    fail "explain electrumx: $msg"
-  note "electrumx: $(prop archy-electrumx.service ActiveState)/$(prop archy-electrumx.service Result): ${msg##*: \`electrumx\` }"
-  ! upodman container exists archy-electrumx || fail "an electrumx container exists on signet"
+  note "all ${#ALL[@]} apps healthy on signet $(since "$t0") after the scenario began"
+  t0=$(now)
+  install_tool
+  wait_for 60 tool_off || fail "$TOOL: $(prop "archy-$TOOL.service" ActiveState), container: $(upodman ps -a --filter "name=archy-$TOOL" --format '{{.Names}}')"
+  msg=$(as_node "$HOOK" explain "$TOOL" 2>&1 || true)
+  [[ $msg == *"runs on regtest only, not on signet"* && $msg == *"does not run on the node's network"* ]] ||
+    fail "explain $TOOL: $msg"
+  note "$TOOL: failed $(since "$t0") after its manifest arrived: $(prop "archy-$TOOL.service" StatusText)"
 }
 
 @test "signet: each app's network, read from inside its container" {
   check_networks signet signet
-  grep -E '^electrumx ' "$W/status.signet" | grep -q ' off-network ' || fail "status: $(grep -E '^electrumx ' "$W/status.signet")"
-  [[ $(prop archy-electrumx.service Description) == *"not on this network"* ]] || fail "$(prop archy-electrumx.service Description)"
-  [[ $(prop archy-electrumx.service StatusText) == "not on this network: "* ]] || fail "$(prop archy-electrumx.service StatusText)"
+  grep -E "^$TOOL " "$W/status.signet" | grep -q ' off-network ' || fail "status: $(grep -E "^$TOOL " "$W/status.signet")"
+  [[ $(prop "archy-$TOOL.service" Description) == *"not on this network"* ]] || fail "$(prop "archy-$TOOL.service" Description)"
+  [[ $(prop "archy-$TOOL.service" StatusText) == "not on this network: "* ]] || fail "$(prop "archy-$TOOL.service" StatusText)"
 }
 
-@test "to regtest by editing node.toml only: every app restarts on regtest, ElectrumX too" {
+@test "to regtest by editing node.toml only: every app restarts on regtest, the regtest-only app starts" {
   wallet=$DATA/lnd/data/chain/bitcoin/signet/wallet.db
   [ -s "$wallet" ] || fail "no signet wallet"
   since=$(date '+%Y-%m-%d %H:%M:%S')
@@ -132,6 +149,8 @@ check_networks() {
   mempool_pools_offline "$WAIT" "$since" || fail "mempool backend on regtest: $(why mempool-backend)"
   wait_all_on regtest
   note "all ${#ALL[@]} apps healthy on regtest $(since "$t0") after the edit"
+  tool_on() { is_state "archy-$TOOL.service" active && [ "$(label_of "$TOOL")" = regtest ]; }
+  wait_for 60 tool_on || fail "$TOOL on regtest: $(why "$TOOL")"
   net_data signet signet >"$W/signet.1" || fail "no signet data found"
   note "signet's data at rest: $(wc -l <"$W/signet.1") files in $(find "$DATA" -mindepth 2 -type d \( -name signet -o -name Signet \) -prune | wc -l) directories"
   check_networks regtest regtest
@@ -149,11 +168,10 @@ check_networks() {
   switch_to signet
   wait_all_on signet
   note "back on signet $(since "$t0") after the edit"
-  # ElectrumX, which ran on regtest, is stopped, not left serving regtest on a signet node
-  gone() { ! upodman container exists archy-electrumx && [ "$(prop archy-electrumx.service ActiveState)" = failed ]; }
-  wait_for 60 gone || fail "electrumx: $(prop archy-electrumx.service ActiveState), label $(label_of electrumx)"
-  ujournal -u archy-reconcile.service --since "$since" -o cat | grep -q 'do not run on the node.s network: archy-electrumx.service' ||
-    fail "reconcile did not say it stopped electrumx"
+  # the regtest-only app is stopped, not left running on a signet node
+  wait_for 60 tool_off || fail "$TOOL: $(prop "archy-$TOOL.service" ActiveState), label $(label_of "$TOOL")"
+  ujournal -u archy-reconcile.service --since "$since" -o cat | grep -q "do not run on the node.s network: archy-$TOOL.service" ||
+    fail "reconcile did not say it stopped $TOOL"
   check_networks signet signet
   [ "$(find "$NODE_STATE/archipelago/lnd/init" -type f | wc -l)" = "$seeds" ] || fail "lnd's wallet step ran again"
   [ "$(cat "$DATA/btcpayserver/signet/standin-storeid")" = "$store" ] || fail "BTCPay Server's store changed"

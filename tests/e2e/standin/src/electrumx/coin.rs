@@ -1,5 +1,6 @@
-//! The coins (electrumx/lib/coins.py @1.16.0: Bitcoin, BitcoinTestnet, BitcoinRegtest and the
-//! BitcoinSegwit* aliases) and `Coin.sanitize_url`.
+//! The coins (src/electrumx/lib/coins.py @1.18.0: Bitcoin, BitcoinTestnet, BitcoinRegtest,
+//! BitcoinSignet, BitcoinTestnet4; the BitcoinSegwit* names were removed in 1.17.0, ca59151) and
+//! `Coin.sanitize_url`.
 
 use super::{err, PyErr, COIN_ERROR};
 
@@ -17,21 +18,42 @@ pub(super) struct Coin {
     pub(super) tx_per_block: i64,
 }
 
+/// The testnet family: BitcoinRegtest, BitcoinSignet and BitcoinTestnet4 inherit all but these
+/// from BitcoinTestnet.
+fn testnet_like(
+    class: &'static str,
+    net: &'static str,
+    genesis: &'static str,
+    rpc_port: u16,
+) -> Coin {
+    Coin {
+        class,
+        name: "Bitcoin",
+        net,
+        shortname: "XTN",
+        genesis,
+        rpc_port,
+        reorg_limit: 8000,
+        tx_count: 1,
+        tx_count_height: 1,
+        tx_per_block: 21,
+    }
+}
+
 pub(super) fn lookup_coin(name: &str, net: &str) -> Result<Coin, PyErr> {
-    let segwit = match name.to_lowercase().as_str() {
-        "bitcoin" => false,
-        "bitcoinsegwit" => true,
-        _ => {
-            return Err(err(
-                COIN_ERROR,
-                format!("unknown coin {name} and network {net} combination"),
-            ))
-        }
+    let unknown = || {
+        err(
+            COIN_ERROR,
+            format!("unknown coin {name} and network {net} combination"),
+        )
     };
-    let base = match net.to_lowercase().as_str() {
+    if !name.eq_ignore_ascii_case("bitcoin") {
+        return Err(unknown());
+    }
+    Ok(match net.to_lowercase().as_str() {
         "mainnet" => Coin {
-            class: if segwit { "BitcoinSegwit" } else { "Bitcoin" },
-            name: "",
+            class: "Bitcoin",
+            name: "Bitcoin",
             net: "mainnet",
             shortname: "BTC",
             genesis: "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f",
@@ -42,47 +64,35 @@ pub(super) fn lookup_coin(name: &str, net: &str) -> Result<Coin, PyErr> {
             tx_per_block: 2200,
         },
         "testnet" => Coin {
-            class: if segwit {
-                "BitcoinSegwitTestnet"
-            } else {
-                "BitcoinTestnet"
-            },
-            name: "",
-            net: "testnet",
-            shortname: "XTN",
-            genesis: "000000000933ea01ad0ee984209779baaec3ced90fa3f408719526f8d77f4943",
-            rpc_port: 18332,
-            reorg_limit: 8000,
             tx_count: 12_242_438,
             tx_count_height: 1_035_428,
-            tx_per_block: 21,
+            ..testnet_like(
+                "BitcoinTestnet",
+                "testnet",
+                "000000000933ea01ad0ee984209779baaec3ced90fa3f408719526f8d77f4943",
+                18332,
+            )
         },
-        "regtest" => Coin {
-            class: if segwit {
-                "BitcoinSegwitRegtest"
-            } else {
-                "BitcoinRegtest"
-            },
-            name: "",
-            net: "regtest",
-            shortname: "XTN",
-            genesis: "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206",
-            rpc_port: 18332,
-            reorg_limit: 8000,
-            tx_count: 1,
-            tx_count_height: 1,
-            tx_per_block: 21,
-        },
-        _ => {
-            return Err(err(
-                COIN_ERROR,
-                format!("unknown coin {name} and network {net} combination"),
-            ))
-        }
-    };
-    Ok(Coin {
-        name: if segwit { "BitcoinSegwit" } else { "Bitcoin" },
-        ..base
+        // 18443 since 1.17.0 (dc09424); 1.16.0 inherited testnet's 18332
+        "regtest" => testnet_like(
+            "BitcoinRegtest",
+            "regtest",
+            "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206",
+            18443,
+        ),
+        "signet" => testnet_like(
+            "BitcoinSignet",
+            "signet",
+            "00000008819873e925422c1ff0f99f7cc9bbb232af63a077a480a3633bee1ef6",
+            38332,
+        ),
+        "testnet4" => testnet_like(
+            "BitcoinTestnet4",
+            "testnet4",
+            "00000000da84f2bafbbc53dee25a72ae507ff4914b867c565be350b0da8bf043",
+            48332,
+        ),
+        _ => return Err(unknown()),
     })
 }
 
@@ -158,11 +168,11 @@ mod tests {
         );
         assert!(c.sanitize_url("http://bitcoind:8332/").is_err());
         let r = lookup_coin("Bitcoin", "regtest").unwrap();
-        assert_eq!(r.sanitize_url("u:p@h").unwrap(), "http://u:p@h:18332/");
-        assert!(lookup_coin("Bitcoin", "signet").is_err());
-        assert_eq!(
-            lookup_coin("BitcoinSegwit", "testnet").unwrap().class,
-            "BitcoinSegwitTestnet"
-        );
+        assert_eq!(r.sanitize_url("u:p@h").unwrap(), "http://u:p@h:18443/");
+        let s = lookup_coin("Bitcoin", "signet").unwrap();
+        assert_eq!((s.class, s.rpc_port), ("BitcoinSignet", 38332));
+        assert_eq!(lookup_coin("bitcoin", "TESTNET4").unwrap().rpc_port, 48332);
+        assert!(lookup_coin("BitcoinSegwit", "testnet").is_err());
+        assert!(lookup_coin("Bitcoin", "mutinynet").is_err());
     }
 }

@@ -5,6 +5,7 @@ use super::coin::{lookup_coin, Coin};
 use super::python::{commas, py_int};
 use super::services::{is_private, parse_services, Host, Service};
 use super::{err, info, warning, PyErr, ENV_ERROR, SERVICE_ERROR};
+use std::time::Duration;
 
 #[derive(Clone, Debug)]
 pub(super) struct Env {
@@ -22,6 +23,9 @@ pub(super) struct Env {
     pub(super) cache_mb: i64,
     pub(super) reorg_limit: i64,
     pub(super) max_send: i64,
+    /// DAEMON_POLL_INTERVAL_BLOCKS and _MEMPOOL: the prefetcher's and the mempool's waits.
+    pub(super) poll_blocks: Duration,
+    pub(super) poll_mempool: Duration,
     pub(super) max_sessions: i64,
     pub(super) cost_soft_limit: i64,
     pub(super) cost_hard_limit: i64,
@@ -137,7 +141,12 @@ impl Env {
         let drop_client_unknown = env_bool("DROP_CLIENT_UNKNOWN", false);
         let cache_mb = env_int("CACHE_MB", 1200)?;
         let reorg_limit = env_int("REORG_LIMIT", coin.reorg_limit)?;
-        let max_send = env_int("MAX_SEND", 1_000_000)?;
+        // 8,100,000 since 1.17.0 (2969ab1); MAX_RECV and the daemon poll intervals (ms) are new
+        let max_send = env_int("MAX_SEND", 8_100_000)?;
+        // MAX_RECV bounds a client frame (NewlineFramer max_size): parsed, not enforced here
+        let _max_recv = env_int("MAX_RECV", 1_000_000)?;
+        let poll_blocks_ms = env_int("DAEMON_POLL_INTERVAL_BLOCKS", 5000)?;
+        let poll_mempool_ms = env_int("DAEMON_POLL_INTERVAL_MEMPOOL", 5000)?;
         let env_sessions = env_int("MAX_SESSIONS", 1000)?;
         let mut max_sessions = env_sessions;
         if let Some(nofile) = nofile_limit() {
@@ -240,6 +249,8 @@ impl Env {
             cache_mb,
             reorg_limit,
             max_send: max_send.max(350_000),
+            poll_blocks: Duration::from_millis(poll_blocks_ms.max(0) as u64),
+            poll_mempool: Duration::from_millis(poll_mempool_ms.max(0) as u64),
             max_sessions,
             cost_soft_limit,
             cost_hard_limit,

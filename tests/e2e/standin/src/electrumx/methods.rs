@@ -1,4 +1,4 @@
-//! The Electrum protocol 1.4–1.4.2 (the `ElectrumX` session class): its methods and their
+//! The Electrum protocol 1.4–1.4.3 (the `ElectrumX` session class): its methods and their
 //! arguments' checks.
 
 use super::daemon::DaemonError;
@@ -192,7 +192,7 @@ pub(super) fn electrum(
                 ("pruning", Value::Null),
                 ("server_version", s(VERSION)),
                 ("protocol_min", s("1.4")),
-                ("protocol_max", s("1.4.2")),
+                ("protocol_max", s("1.4.3")),
                 ("genesis_hash", s(srv.env.coin.genesis)),
                 ("hash_function", s("sha256")),
                 (

@@ -110,6 +110,15 @@ pub(super) fn py_dumps(v: &Value) -> String {
     v.styled(&PYTHON)
 }
 
+/// `json.dumps(v, separators=(',', ':'))`: aiorpcX 0.25's payloads.
+pub(super) fn py_dumps_compact(v: &Value) -> String {
+    v.styled(&Style {
+        comma: ",",
+        colon: ":",
+        ..PYTHON
+    })
+}
+
 /// `json.dumps(v, indent=4, sort_keys=True)`.
 pub(super) fn py_dumps_pretty(v: &Value) -> String {
     v.styled(&Style {

@@ -1,8 +1,8 @@
-//! `electrumx_rpc` (`electrumx_rpc` @1.16.0): argparse's command line, one JSON-RPC request to
+//! `electrumx_rpc` (`src/electrumx/cli/electrumx_rpc.py` @1.18.0): argparse's command line, one JSON-RPC request to
 //! the local RPC port, the answer printed as upstream prints it.
 
 use super::python::{
-    commas, formatted_time, py_dumps, py_dumps_pretty, py_fstr, py_int, py_repr_str,
+    commas, formatted_time, py_dumps_compact, py_dumps_pretty, py_fstr, py_int, py_repr_str,
 };
 use crate::json::{self, num, obj, s, Value};
 use std::io::{BufRead, BufReader, Write};
@@ -171,7 +171,7 @@ pub fn rpc(argv: &[String]) -> i32 {
     let Some(mut stream) = stream else {
         return cannot();
     };
-    let req = py_dumps(&obj(vec![
+    let req = py_dumps_compact(&obj(vec![
         ("jsonrpc", s("2.0")),
         ("method", s(&method)),
         ("id", num(0)),

@@ -5,7 +5,7 @@ use super::daemon::{logged_url, Daemon, DaemonError};
 use super::db::{open_dbs, synth_header, DbState, HEADERS};
 use super::env::Env;
 use super::listeners::start_servers;
-use super::python::{commas, formatted_time, py_dumps, py_repr};
+use super::python::{commas, formatted_time, py_dumps_compact, py_repr};
 use super::session::SessionInfo;
 use super::sync::sync_loop;
 use super::{
@@ -100,14 +100,7 @@ impl Server {
     pub(super) fn info_value(&self) -> Value {
         let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         let counts = self.method_counts.lock().unwrap_or_else(|e| e.into_inner());
-        let cache = |n: u64| {
-            s(&format!(
-                "{} lookups {} hits {} entries",
-                commas(n as i64),
-                commas(0),
-                commas(0)
-            ))
-        };
+        let cache = |n: u64| s(&format!("{n} lookups, 0 hits, 0 entries"));
         let db = self.db.lock().unwrap_or_else(|e| e.into_inner()).clone();
         obj(vec![
             ("coin", s(self.env.coin.class)),
@@ -120,7 +113,7 @@ impl Server {
             ("db_flush_count", num(db.flush_count)),
             ("groups", num(0)),
             ("history cache", cache(0)),
-            ("merkle cache", cache(0)),
+            ("merkle txid cache", cache(0)),
             ("pid", num(std::process::id())),
             (
                 "peers",
@@ -166,7 +159,7 @@ impl Server {
                     ),
                 ]),
             ),
-            ("tx hashes cache", cache(0)),
+            ("txids cache", cache(0)),
             ("txs sent", num(self.txs_sent.load(Ordering::Relaxed))),
             (
                 "uptime",
@@ -192,7 +185,7 @@ impl Server {
         let Some(h) = self.hsub.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
             return;
         };
-        let note = py_dumps(&obj(vec![
+        let note = py_dumps_compact(&obj(vec![
             ("jsonrpc", s("2.0")),
             ("method", s("blockchain.headers.subscribe")),
             ("params", Value::Arr(vec![h])),
@@ -261,7 +254,7 @@ pub fn server(_argv: &[String]) -> i32 {
     // Controller.serve
     info("Controller", format!("software version: {VERSION}"));
     info("Controller", format!("aiorpcX version: {AIORPCX_VERSION}"));
-    info("Controller", "supported protocol versions: 1.4-1.4.2");
+    info("Controller", "supported protocol versions: 1.4-1.4.3");
     info(
         "Controller",
         format!(

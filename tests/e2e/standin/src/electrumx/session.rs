@@ -1,9 +1,15 @@
-//! Sessions: aiorpcX 0.18.7's JSON-RPC over newline framing (`JSONRPCAutoDetect`,
-//! `NewlineFramer`): 2.0, 1.0 or loose, batches, upstream's error codes and texts, signatures.
+//! Sessions: aiorpcX 0.25.0's JSON-RPC over newline framing (`JSONRPCAutoDetect`,
+//! `NewlineFramer`): 2.0, 1.0 or loose, batches, upstream's error codes and texts, signatures;
+//! payloads encoded compactly (`json.dumps(payload, separators=(',', ':'))`). TCP sessions write
+//! through ElectrumX 1.18.0's `PaddedRSTransport` (`src/electrumx/server/transport.py`): a
+//! message under 1024 bytes waits until a second after the previous send (or the session's
+//! start), and each is padded with spaces before its final `}`/`]` to the larger of 1024 bytes
+//! and the next power of two (one message per send here: upstream may join several). Local RPC
+//! sessions are not padded.
 
 use super::local_rpc::local_rpc;
 use super::methods::electrum;
-use super::python::{commas, py_dumps, py_fstr};
+use super::python::{commas, py_dumps_compact, py_fstr};
 use super::server::Server;
 use super::{info, BAD_REQUEST, PROTOCOL_MIN};
 use crate::json::{self, num, obj, s, Value};
@@ -29,19 +35,45 @@ pub(super) struct SessionInfo {
     pub(super) txs_sent: AtomicU64,
     pub(super) started: Instant,
     pub(super) errors: AtomicU64,
+    /// When the padded transport last sent (it starts at the session's creation).
+    pub(super) last_send: Mutex<Instant>,
+}
+
+/// transport.py's MIN_PACKET_SIZE and WAIT_FOR_BUFFER_GROWTH_SECONDS.
+const MIN_PACKET: usize = 1024;
+const WAIT_FOR_GROWTH: Duration = Duration::from_secs(1);
+
+/// The frame `line` padded as PaddedRSTransport pads it: spaces before its last character.
+fn padded(line: &str) -> String {
+    let len = line.len() + 1;
+    let target = MIN_PACKET.max(1usize << (usize::BITS - len.leading_zeros()));
+    let (body, last) = line.split_at(line.len().saturating_sub(1));
+    format!("{body}{}{last}\n", " ".repeat(target - len))
 }
 
 impl SessionInfo {
     pub(super) fn send_line(&self, line: &str) -> bool {
         let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let frame = if self.kind == "RPC" {
+            format!("{line}\n")
+        } else {
+            let mut last = self.last_send.lock().unwrap_or_else(|e| e.into_inner());
+            if line.len() + 1 < MIN_PACKET {
+                let due = *last + WAIT_FOR_GROWTH;
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            *last = Instant::now();
+            padded(line)
+        };
         let ok = w
-            .write_all(line.as_bytes())
-            .and_then(|_| w.write_all(b"\n"))
+            .write_all(frame.as_bytes())
             .and_then(|_| w.flush())
             .is_ok();
         self.send_count.fetch_add(1, Ordering::Relaxed);
         self.send_size
-            .fetch_add(line.len() as u64 + 1, Ordering::Relaxed);
+            .fetch_add(frame.len() as u64, Ordering::Relaxed);
         ok
     }
 }
@@ -108,6 +140,7 @@ pub(super) fn session(srv: &Arc<Server>, stream: TcpStream, kind: &'static str) 
         send_size: AtomicU64::new(0),
         txs_sent: AtomicU64::new(0),
         started: Instant::now(),
+        last_send: Mutex::new(Instant::now()),
         errors: AtomicU64::new(0),
     });
     srv.sessions
@@ -221,13 +254,13 @@ pub(super) fn session(srv: &Arc<Server>, stream: TcpStream, kind: &'static str) 
 fn error_msg(proto: Proto, code: i64, message: &str, id: &Value) -> String {
     let e = obj(vec![("code", num(code)), ("message", s(message))]);
     if proto == Proto::V1 {
-        py_dumps(&obj(vec![
+        py_dumps_compact(&obj(vec![
             ("result", Value::Null),
             ("error", e),
             ("id", id.clone()),
         ]))
     } else {
-        py_dumps(&obj(vec![
+        py_dumps_compact(&obj(vec![
             ("jsonrpc", s("2.0")),
             ("error", e),
             ("id", id.clone()),
@@ -237,13 +270,13 @@ fn error_msg(proto: Proto, code: i64, message: &str, id: &Value) -> String {
 
 fn result_msg(proto: Proto, result: Value, id: &Value) -> String {
     if proto == Proto::V1 {
-        py_dumps(&obj(vec![
+        py_dumps_compact(&obj(vec![
             ("result", result),
             ("error", Value::Null),
             ("id", id.clone()),
         ]))
     } else {
-        py_dumps(&obj(vec![
+        py_dumps_compact(&obj(vec![
             ("jsonrpc", s("2.0")),
             ("result", result),
             ("id", id.clone()),
@@ -441,4 +474,18 @@ fn one_request(
             error_msg(proto, code, &msg, &rid)
         }
     })
+}
+
+#[cfg(test)]
+mod padding_tests {
+    use super::padded;
+
+    #[test]
+    fn frames_are_padded_as_the_padded_transport_pads_them() {
+        let p = padded("{\"id\":1}");
+        assert_eq!(p.len(), 1024);
+        assert!(p.starts_with("{\"id\":1") && p.ends_with(" }\n"), "{p:?}");
+        let long = format!("[{}]", "1,".repeat(600));
+        assert_eq!(padded(&long).len(), 2048);
+    }
 }

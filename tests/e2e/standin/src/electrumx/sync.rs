@@ -69,11 +69,7 @@ pub(super) fn sync_loop(srv: &Arc<Server>) {
             ((blocks_per_second(&srv.env.db_dir) as f64) * tick.as_secs_f64()).max(1.0) as i64;
         let count = (daemon_height - height).min(per_tick);
         if count <= 0 {
-            std::thread::sleep(if caught_up {
-                Duration::from_secs(5)
-            } else {
-                tick
-            });
+            std::thread::sleep(if caught_up { srv.env.poll_blocks } else { tick });
             continue;
         }
         let t0 = Instant::now();
@@ -338,7 +334,7 @@ fn first_caught_up(srv: &Arc<Server>) {
         serve_external(&srv);
         let mut last_status = Instant::now();
         loop {
-            std::thread::sleep(Duration::from_secs(5));
+            std::thread::sleep(srv.env.poll_mempool);
             refresh_mempool(&srv);
             if last_status.elapsed() >= Duration::from_secs(60) {
                 info(
