@@ -1,7 +1,7 @@
 //! The shipped catalog on every network: each app follows node.toml's `network` through its own
 //! manifest, never through a literal (issue 12).
 
-use crate::common::{ctx, manifest_dir, Tree};
+use crate::common::{ctx, manifest_dir, Tree, LAST_GOOD};
 use archy::generate;
 use archy::node::BitcoinNetwork;
 use archy::render;
@@ -178,6 +178,55 @@ fn every_app_follows_the_network_or_says_it_cannot() {
             "{fm}"
         );
     }
+}
+
+#[test]
+fn an_app_off_the_network_gets_a_unit_that_says_so() {
+    let t = Tree::catalog();
+    t.node("network = \"testnet4\"\n");
+    let (node, catalog) = generate::load_catalog(&t.paths());
+    let out = render::render_all(&node.expect("node.toml"), &catalog, &ctx());
+    let unit = &out
+        .units
+        .iter()
+        .find(|(n, _)| n == "archy-btcpayserver.service")
+        .expect("a unit for btcpayserver")
+        .1;
+    assert!(
+        unit.contains("Description=archy app btcpayserver (not on this network: see `archy-hook explain btcpayserver`)"),
+        "{unit}"
+    );
+    assert!(
+        unit.contains("ExecStart=/usr/libexec/archipelago/archy-hook explain btcpayserver"),
+        "{unit}"
+    );
+    // still wanted by archy.target, so that its failure shows
+    assert!(
+        out.target_wants.iter().any(|w| w == "btcpayserver"),
+        "{:?}",
+        out.target_wants
+    );
+    // an older copy that knew nothing of networks (valid here) does not stand in for it
+    let text = std::fs::read_to_string(manifest_dir().join("catalog/apps/btcpayserver.toml"))
+        .expect("read");
+    let older = text[..text.find("[networks]").expect("[networks]")]
+        .replace("{{ network.name }}", "testnet4")
+        .replace("{{ network.nbxplorer_folder }}", "Testnet4");
+    t.write(&format!("{LAST_GOOD}/btcpayserver.toml"), &older);
+    let older_ok = archy::load::read_manifest(
+        &t.path(&format!("{LAST_GOOD}/btcpayserver.toml")),
+        "btcpayserver",
+        BitcoinNetwork::Testnet4,
+    );
+    assert!(
+        older_ok.is_ok(),
+        "the older copy should be valid: {older_ok:?}"
+    );
+    let (_, catalog) = generate::load_catalog(&t.paths());
+    assert!(
+        catalog.invalid.contains_key("btcpayserver"),
+        "the last-good copy was used on a network the app does not list"
+    );
 }
 
 #[test]
