@@ -99,7 +99,7 @@ fn run(args: &Args, log: &Logger) -> anyhow::Result<()> {
             .map(|a| a.source.clone())
             .unwrap_or_default();
         if let Some(text) = archy::render::unconverted_unit(&manifest, id, &why, &ctx) {
-            let path = out.join(format!("archy-{id}.service"));
+            let path = out.join(archy::names::app(id).service());
             std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         }
     }

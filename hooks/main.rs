@@ -129,7 +129,7 @@ fn main() -> ExitCode {
         Err(e) => {
             let app = (!id.is_empty()).then_some(id.as_str());
             HookLog::new(hook, app).error(&format!("{e:#}"));
-            archy::journal::notify_status(&format!("archy-hook {hook}: {e:#}"));
+            archy::journal::notify_status(&format!("{} {hook}: {e:#}", archy::names::HOOK));
             ExitCode::FAILURE
         }
     }
@@ -143,13 +143,13 @@ fn as_node_user() -> Option<ExitCode> {
         return None;
     }
     let run = || -> anyhow::Result<u8> {
-        let user = archy::reconcile::node_user(&Paths::from_env())?;
+        let user = archy::service_user::node_user(&Paths::from_env())?;
         if user.uid.is_root() {
             bail!("node.toml's service user is root: archy runs apps as an unprivileged user");
         }
         let mut cmd = std::process::Command::new("/proc/self/exe");
         cmd.args(std::env::args_os().skip(1));
-        archy::reconcile::as_user(&mut cmd, &user);
+        archy::service_user::as_user(&mut cmd, &user);
         let status = cmd
             .status()
             .with_context(|| format!("running archy-hook as {}", user.name))?;
@@ -328,8 +328,9 @@ fn purge(id: &str, yes: bool) -> anyhow::Result<()> {
         ),
         Err(archy::purge::Refusal::Nothing) => bail!("nothing of app `{id}` is left to purge"),
     };
-    if podman::container_exists(&format!("archy-{id}")) {
-        bail!("the container archy-{id} still exists: stop the app first");
+    let container = archy::names::app(id).container();
+    if podman::container_exists(&container) {
+        bail!("the container {container} still exists: stop the app first");
     }
     println!("purging app `{id}` deletes, for good:");
     for i in &items {
@@ -382,72 +383,51 @@ fn present_image(
     app: &ValidApp,
     log: &HookLog,
 ) -> anyhow::Result<()> {
+    use archy::image::Action;
     let image = &app.manifest.image;
     let reference = image.reference.as_str();
-    let policy = image.pull;
     let present = podman::image_exists(reference).context("running podman")?;
-    use archy::manifest::PullPolicy;
-    if present && matches!(policy, PullPolicy::Missing | PullPolicy::Never) {
-        return Ok(());
+    let context = image.build.as_ref().map(|sub| {
+        let dir = paths.build_context(sub.as_str());
+        let is_dir = dir.is_dir();
+        (dir, is_dir)
+    });
+    let decision = archy::image::decide(image, present, context, &node.registries);
+    if let Some(dir) = &decision.missing_context {
+        log.notice(&format!("build context {} is missing", dir.display()));
     }
-    if !present {
-        if let Some(sub) = &image.build {
-            let context = paths.build_context(sub.as_str());
-            if context.is_dir() {
-                log.notice(&format!("building {reference} from {}", context.display()));
-                if podman::build(reference, &context).context("running podman build")? {
-                    return Ok(());
-                }
+    match decision.action {
+        Action::Keep => Ok(()),
+        Action::Refuse(why) => bail!("{why}"),
+        Action::Build(context) => {
+            log.notice(&format!("building {reference} from {}", context.display()));
+            if !podman::build(reference, &context).context("running podman build")? {
                 bail!(
                     "podman build of {reference} from {} failed",
                     context.display()
                 );
             }
-            log.notice(&format!("build context {} is missing", context.display()));
+            Ok(())
+        }
+        Action::Pull { tls_verify } => {
+            log.notice(&format!("pulling {reference}"));
+            let out = podman::pull(reference, tls_verify).context("running podman pull")?;
+            if !out.status.success() {
+                bail!(
+                    "pulling {reference} failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            Ok(())
         }
     }
-    if policy == PullPolicy::Never {
-        bail!(
-            "image {reference} is not present and pull = \"never\": load it (podman load) or build it"
-        );
-    }
-    let registry = podman::registry_of(reference);
-    let allowed = node
-        .registries
-        .allowed
-        .iter()
-        .any(|r| r.as_str() == registry);
-    if !allowed {
-        if present {
-            return Ok(()); // pull = always/newer, but the registry is not allowed: keep what we have
-        }
-        bail!(
-            "image {reference} is not present, and its registry {registry} is not allowed: \
-             add it to [registries] allowed in /etc/archipelago/node.toml, or load the image \
-             with `podman load`"
-        );
-    }
-    let insecure = node
-        .registries
-        .insecure
-        .iter()
-        .any(|r| r.as_str() == registry);
-    log.notice(&format!("pulling {reference}"));
-    let out = podman::pull(reference, !insecure).context("running podman pull")?;
-    if !out.status.success() {
-        bail!(
-            "pulling {reference} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
 }
 
 fn init(id: &str) -> anyhow::Result<()> {
     let (_, node, app) = valid_app(id)?;
     let state = state()?;
     let log = HookLog::new("init", Some(id));
-    let data = std::path::Path::new(node.data_dir.as_str()).join(id);
+    let data = archy::names::app(id).data_dir(&node);
     for step in &app.manifest.init {
         let name = step.name.as_str();
         let creates =
@@ -590,7 +570,7 @@ fn leftover(id: &str) -> anyhow::Result<()> {
     if !archy::text::is_id(id) {
         bail!("`{id}` is not an app id");
     }
-    let name = archy::catalog::container_name(id);
+    let name = archy::names::app(id).container();
     let Some(line) = podman::container_state(&name) else {
         return Ok(()); // no such container: nothing left over
     };
@@ -620,15 +600,16 @@ fn preflight(id: &str) -> anyhow::Result<()> {
         .service
         .disk_reserve
         .unwrap_or(node.disk_reserve);
-    let dir = std::path::Path::new(node.data_dir.as_str()).join(id);
+    let dir = archy::names::app(id).data_dir(&node);
     let free = archy::disk::available(&dir)
         .with_context(|| format!("checking free space at {}", dir.display()))?;
     if free < reserve.0 {
         bail!(
             "not starting: {} free under {}, below the disk reserve of {reserve}; free some space, \
-             then `systemctl --user start archy-{id}`",
+             then `systemctl --user start {}`",
             ByteSize(free),
-            dir.display()
+            dir.display(),
+            archy::names::app(id).service()
         );
     }
     Ok(())
@@ -693,13 +674,21 @@ fn secret_changed(name: &str) -> anyhow::Result<()> {
     // the path unit and applied by the next run. Waiting for the restarts instead missed it: the
     // apps that had started by then kept the old password, the others took the new one, and a
     // health-gated start that cannot reach bitcoind never ends (until its start timeout)
-    for _ in 0..10 {
-        let Some(secret) = archy::secrets::read(&state, name)? else {
-            return Ok(());
-        };
-        if archy::secrets::is_applied(&state, name, &secret) {
-            return Ok(());
+    use archy::secrets::{change_step, ChangeStep, APPLY_ROUNDS};
+    for rounds in 0.. {
+        let secret = archy::secrets::read(&state, name)?;
+        let applied = secret
+            .as_ref()
+            .map(|s| archy::secrets::is_applied(&state, name, s));
+        match change_step(applied, rounds) {
+            ChangeStep::Done => return Ok(()),
+            ChangeStep::GiveUp => bail!(
+                "secret `{name}` kept changing while it was being applied ({APPLY_ROUNDS} times); \
+                 rotate it again once"
+            ),
+            ChangeStep::Apply => {}
         }
+        let secret = secret.expect("an applied value exists");
         let (paths, node, _, users) = secret_users(name)?;
         for app in users.iter().filter(|a| !a.manifest.config.is_empty()) {
             archy::config::render(&paths, &state, &app.manifest, &node)
@@ -707,103 +696,62 @@ fn secret_changed(name: &str) -> anyhow::Result<()> {
         }
         let units: Vec<String> = users
             .iter()
-            .map(|a| format!("archy-{}.service", a.manifest.id()))
+            .map(|a| archy::names::app(a.manifest.id()).service())
             .collect();
         // try-restart: running units restart in one transaction (ordered by their After=);
         // stopped ones stay stopped and read the new secret when they start
-        if !archy::systemctl::run_no_block("try-restart", &units)? {
-            bail!("systemctl --user try-restart {} failed", units.join(" "));
-        }
+        archy::systemctl::run_no_block("try-restart", &units)?;
         archy::secrets::mark_applied(&state, name, &secret)?;
         log.notice(&format!(
             "applied secret `{name}`: restarting {}",
             units.join(" ")
         ));
     }
-    bail!(
-        "secret `{name}` kept changing while it was being applied (10 times); rotate it again once"
-    )
+    unreachable!("the rounds end in Done or GiveUp")
 }
 
 fn status(json: bool) -> anyhow::Result<()> {
-    use archy::status::{HealthFacts, ManifestState, UnitFacts};
+    use archy::status::{asks_health, asks_network, unit_facts, ManifestState};
     let paths = Paths::from_env();
     let (node, catalog) = generate::load_catalog(&paths);
-    let ids: Vec<String> = catalog.ids().into_iter().map(str::to_string).collect();
-    let units: Vec<String> = ids.iter().map(|id| format!("archy-{id}.service")).collect();
-    let props = [
-        "Id",
-        "ActiveState",
-        "SubState",
-        "ActiveEnterTimestamp",
-        "NRestarts",
-        "LoadState",
-        "Result",
-    ];
-    let shown = archy::systemctl::show(&units, &props).context("running systemctl --user show")?;
+    let ids: Vec<&str> = catalog.ids().into_iter().collect();
+    let units: Vec<String> = ids
+        .iter()
+        .map(|id| archy::names::app(id).service())
+        .collect();
+    let shown = archy::systemctl::show(&units, archy::status::UNIT_PROPERTIES)?;
     let jobs = archy::systemctl::jobs().unwrap_or_default();
-    let facts = |unit: &str| -> UnitFacts {
-        let p = shown
-            .iter()
-            .find(|m| m.get("Id").map(String::as_str) == Some(unit));
-        let get = |k: &str| p.and_then(|m| m.get(k)).cloned().unwrap_or_default();
-        UnitFacts {
-            active: get("ActiveState"),
-            sub: get("SubState"),
-            result: get("Result"),
-            since: get("ActiveEnterTimestamp"),
-            restarts: get("NRestarts").parse().ok(),
-            start_job: jobs
-                .get(unit)
-                .filter(|(kind, _)| kind == "start")
-                .map(|(_, state)| state.clone()),
-        }
-    };
     let mut rows = Vec::new();
     for (id, unit) in ids.iter().zip(&units) {
-        let u = facts(unit);
-        let invalid = catalog.invalid.get(id.as_str());
-        let valid = catalog.valid.get(id.as_str());
-        let health = if matches!(u.active.as_str(), "active" | "activating") {
-            podman::health_facts(&format!("archy-{id}")).unwrap_or_default()
-        } else {
-            HealthFacts::default()
-        };
+        let names = archy::names::app(id);
+        let u = unit_facts(&shown, &jobs, unit);
+        let valid = catalog.valid.get(*id);
+        let health = asks_health(&u)
+            .then(|| podman::health_facts(&names.container()))
+            .flatten()
+            .unwrap_or_default();
         let deps: Vec<(String, String)> = valid
             .map(|a| a.after.as_slice())
             .unwrap_or_default()
             .iter()
             .map(|d| {
-                let unit = format!("archy-{d}.service");
-                let f = facts(&unit);
-                // an inactive unit with a start job of its own: waiting like this one
-                let state = match (f.active.as_str(), &f.start_job) {
-                    ("inactive", Some(_)) => "queued".to_string(),
-                    _ => f.active,
-                };
-                (unit, state)
+                let dep = archy::names::app(d).service();
+                let state = archy::status::dependency_state(&unit_facts(&shown, &jobs, &dep));
+                (dep, state)
             })
             .collect();
-        let stale = valid.and_then(|a| a.stale.as_ref());
-        let (manifest, error) = match (invalid, stale) {
-            (Some(bad), _) if bad.errors.iter().any(archy::networks::is_unsupported) => (
-                ManifestState::OffNetwork,
-                bad.errors.first().map(|e| e.to_string()),
-            ),
-            (Some(bad), _) => (
-                ManifestState::Invalid,
-                bad.errors.first().map(|e| e.to_string()),
-            ),
-            (None, Some(e)) => (
-                ManifestState::Stale,
-                Some(format!("{e} (running its last good definition)")),
-            ),
-            (None, None) => (ManifestState::Ok, archy::systemctl::last_error(unit)),
+        let (manifest, error) = archy::status::manifest_state(
+            catalog.invalid.get(*id),
+            valid.and_then(|a| a.stale.as_ref()),
+        );
+        let error = match manifest {
+            ManifestState::Ok => archy::systemctl::last_error(unit),
+            _ => error,
         };
         let mut row = archy::status::row(id, &u, &health, &deps, manifest, error);
-        if matches!(u.active.as_str(), "active" | "activating" | "deactivating") {
-            let name = archy::catalog::container_name(id);
-            row.network = podman::label(&name, archy::render::NETWORK_LABEL).unwrap_or_default();
+        if asks_network(&u) {
+            row.network =
+                podman::label(&names.container(), archy::render::NETWORK_LABEL).unwrap_or_default();
         }
         rows.push(row);
     }
@@ -836,42 +784,44 @@ fn reconcile() -> anyhow::Result<()> {
 }
 
 fn post_install() -> anyhow::Result<()> {
+    use archy::systemctl::{run_as, Reached};
     let log = HookLog::new("post-install", None);
-    let user = archy::reconcile::node_user(&Paths::from_env())?;
+    let user = archy::service_user::node_user(&Paths::from_env())?;
     // the package may have brought new versions of archy's own units, and a unit the manager
     // still holds from before they were installed (a failed run, say) stays "not found" until a
     // reload: without one, this start would fail or run the old definition
-    if archy::reconcile::user_systemctl(&user, &["daemon-reload"])? == Some(false) {
-        bail!(
-            "systemctl --user daemon-reload failed in {}'s manager",
+    run_as(&user, &["daemon-reload"])
+        .with_context(|| format!("reloading {}'s manager", user.name))?;
+    let reached = run_as(&user, &["start", "archy-reconcile.service"]).with_context(|| {
+        format!(
+            "archy-reconcile.service failed in {}'s manager (see journalctl --user -u archy-reconcile)",
             user.name
-        );
-    }
-    match archy::reconcile::user_systemctl(&user, &["start", "archy-reconcile.service"])? {
-        None => log.notice(&format!(
+        )
+    })?;
+    match reached {
+        Reached::NotRunning => log.notice(&format!(
             "the systemd user manager of {} is not running: manifests apply at its next start",
             user.name
         )),
-        Some(true) => log.info(&format!("applied manifests in {}'s manager", user.name)),
-        Some(false) => bail!("archy-reconcile.service failed in {}'s manager (see journalctl --user -u archy-reconcile)", user.name),
+        Reached::Ran => log.info(&format!("applied manifests in {}'s manager", user.name)),
     }
     Ok(())
 }
 
 fn pre_remove(id: &str) -> anyhow::Result<()> {
+    use archy::systemctl::{run_as, Reached};
     if !archy::text::is_id(id) {
         bail!("`{id}` is not an app id");
     }
     let log = HookLog::new("pre-remove", Some(id));
-    let user = archy::reconcile::node_user(&Paths::from_env())?;
-    let unit = format!("archy-{id}.service");
-    match archy::reconcile::user_systemctl(&user, &["stop", &unit])? {
-        None => log.notice(&format!(
+    let user = archy::service_user::node_user(&Paths::from_env())?;
+    let unit = archy::names::app(id).service();
+    match run_as(&user, &["stop", &unit]).with_context(|| format!("stopping {unit}"))? {
+        Reached::NotRunning => log.notice(&format!(
             "the systemd user manager of {} is not running: nothing to stop",
             user.name
         )),
-        Some(true) => log.info(&format!("stopped {unit}; its data is kept")),
-        Some(false) => bail!("stopping {unit} failed"),
+        Reached::Ran => log.info(&format!("stopped {unit}; its data is kept")),
     }
     Ok(())
 }

@@ -16,26 +16,16 @@ pub const DEFAULT_DIR: &str = "backups";
 /// Largest file copied: a static channel backup is kilobytes; a bigger file is not one.
 pub const MAX_BYTES: u64 = 64 << 20;
 
-pub fn path_unit(id: &str, name: &str) -> String {
-    format!("archy-{id}-backup-{name}.path")
-}
-
-pub fn service_unit(id: &str, name: &str) -> String {
-    format!("archy-{id}-backup-{name}.service")
-}
-
 /// The watched file, rendered for this node, below the app's data dir.
 pub fn source(node: &NodeSettings, m: &Manifest, b: &BackupFile) -> Result<PathBuf, String> {
     let key = format!("[[backup]] path (backup `{}`)", b.name);
     let rel = crate::init::data_path(node, m, &key, b.path.as_str())?;
-    Ok(Path::new(node.data_dir.as_str())
-        .join(m.id())
-        .join(rel.as_str()))
+    Ok(crate::names::app(m.id()).data_dir(node).join(rel.as_str()))
 }
 
 /// `<backup_dir>/<id>`.
 pub fn app_dir(node: &NodeSettings, id: &str) -> PathBuf {
-    Path::new(&node.backup_dir()).join(id)
+    crate::names::app(id).backup_dir(node)
 }
 
 /// `<backup_dir>/<id>/<name>`.
@@ -51,6 +41,7 @@ pub fn units(
     hook: &str,
 ) -> Result<Vec<(String, String)>, String> {
     let id = m.id();
+    let names = crate::names::app(id);
     let mut out = Vec::new();
     for b in &m.backup {
         let name = b.name.as_str();
@@ -68,10 +59,10 @@ pub fn units(
         );
         u.set("Documentation", "man:archy-app.toml(5)");
         // stopped with the app (its removal too); started again with it
-        u.set("PartOf", format!("archy-{id}.service"));
+        u.set("PartOf", names.service());
         p.section("Path")
             .set("PathChanged", src.display().to_string());
-        p.section("Path").set("Unit", service_unit(id, name));
+        p.section("Path").set("Unit", names.backup_service(name));
         let mut s = UnitFile::new();
         s.comment(comment);
         let u = s.section("Unit");
@@ -91,7 +82,10 @@ pub fn units(
         // a copy of at most MAX_BYTES takes seconds; a oneshot has no start timeout by default,
         // and one that never ended would stop every later copy
         sv.set("TimeoutStartSec", "2min");
-        for (unit, file) in [(path_unit(id, name), p), (service_unit(id, name), s)] {
+        for (unit, file) in [
+            (names.backup_path_unit(name), p),
+            (names.backup_service(name), s),
+        ] {
             out.push((unit, file.to_text().map_err(|e| e.to_string())?));
         }
     }
@@ -169,7 +163,7 @@ pub fn copy_new_version(
     unix_millis: u128,
 ) -> Result<Outcome, String> {
     let src = source(node, m, b)?;
-    let base = Path::new(node.data_dir.as_str()).join(m.id());
+    let base = crate::names::app(m.id()).data_dir(node);
     let rel = src.strip_prefix(&base).map_err(|e| e.to_string())?;
     let Some(bytes) = read_below(&base, rel).map_err(|e| e.to_string())? else {
         return Ok(Outcome::Missing);

@@ -9,7 +9,6 @@ use crate::load::Loaded;
 use crate::manifest::{Manifest, Protocol, SecretKind};
 use crate::node::NodeSettings;
 use crate::paths::Paths;
-use crate::text::is_id;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -34,7 +33,7 @@ pub const RESERVED_IDS: &[&str] = &[
 /// Infixes of the names archy derives from an app id for its own units and containers
 /// (`archy-<id>-backup-<name>.path`, `archy-<id>-init-<step>`): an id holding one could be taken
 /// for another app's.
-pub const RESERVED_INFIXES: &[&str] = &["-backup-", "-init-"];
+pub const RESERVED_INFIXES: &[&str] = &[crate::names::BACKUP_INFIX, crate::names::INIT_INFIX];
 
 /// Why `id` cannot be an app's id, if it cannot.
 pub fn reserved(id: &str) -> Option<String> {
@@ -795,7 +794,7 @@ fn check_aliases(
 ) {
     let mut owners: BTreeMap<String, Vec<&str>> = manifests
         .keys()
-        .map(|id| (format!("archy-{id}"), vec![id.as_str()]))
+        .map(|id| (crate::names::app(id).container(), vec![id.as_str()]))
         .collect();
     for &id in ranked {
         let (m, path) = &manifests[id];
@@ -962,14 +961,4 @@ fn unchosen_providers(
         .flat_map(|(name, ps)| ps.iter().filter(move |p| chosen.get(name) != Some(*p)))
         .map(|p| p.to_string())
         .collect()
-}
-
-/// The container an app's unit runs: `archy-<id>`.
-pub fn container_name(id: &str) -> String {
-    format!("archy-{id}")
-}
-
-/// The unit name for an app id, if the stem can be one.
-pub fn unit_name(stem: &str) -> Option<String> {
-    is_id(stem).then(|| format!("archy-{stem}.service"))
 }

@@ -61,7 +61,7 @@ pub struct Outcome {
 
 /// `<state>/<id>/config`.
 pub fn config_dir(state: &Path, id: &str) -> PathBuf {
-    state.join(id).join("config")
+    crate::names::app(id).config_dir(state)
 }
 
 /// The template variables: `app`, `node`, `network` (the app's `[networks]` values for the node's
@@ -125,7 +125,7 @@ pub fn render(
     for name in manifest.secrets.keys() {
         let s = secrets::read(state, name.as_str())
             .map_err(|error| RenderError::Io {
-                path: secrets::dir(state, name.as_str()),
+                path: crate::names::secret_dir(state, name.as_str()),
                 error,
             })?
             .ok_or_else(|| RenderError::MissingSecret(name.to_string()))?;

@@ -72,6 +72,44 @@ pub fn description(s: &str) -> String {
     out
 }
 
+/// The words of a word-split key's value (`Label=`, `Environment=`, `Exec=`), as quadlet and
+/// systemd read them back: double or single quotes grouping, C escapes inside double quotes and
+/// bare words, `%%` and `$$` as one `%` and `$`. None for an unterminated quote.
+pub fn split_words(s: &str) -> Option<Vec<String>> {
+    let mut words = Vec::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            return Some(words);
+        }
+        let mut word = String::new();
+        let mut quote = None;
+        while let Some(c) = chars.next() {
+            match (quote, c) {
+                (None, c) if c.is_whitespace() => break,
+                (None, '"' | '\'') => quote = Some(c),
+                (Some(q), c) if c == q => quote = None,
+                (Some('\''), c) => word.push(c),
+                (_, '\\') => match chars.next()? {
+                    't' => word.push('\t'),
+                    'n' => word.push('\n'),
+                    c => word.push(c),
+                },
+                (_, '%' | '$') if chars.peek() == Some(&c) => {
+                    chars.next();
+                    word.push(c);
+                }
+                (_, c) => word.push(c),
+            }
+        }
+        if quote.is_some() {
+            return None;
+        }
+        words.push(word);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +124,25 @@ mod tests {
         assert_eq!(word("tab\there"), "\"tab\\there\"");
         assert_eq!(words(&["a", "b c"]), "\"a\" \"b c\"");
         assert_eq!(assignment("K", "v=1 2"), "\"K=v=1 2\"");
+    }
+
+    #[test]
+    fn split_words_reads_back_what_word_writes() {
+        for w in [
+            "plain",
+            "a b",
+            "",
+            r#"say "hi"\n"#,
+            "100% $HOME",
+            "tab\there",
+        ] {
+            assert_eq!(split_words(&word(w)), Some(vec![w.to_string()]), "{w:?}");
+        }
+        assert_eq!(
+            split_words(" a 'b c' \"d\\\"e\" "),
+            Some(vec!["a".into(), "b c".into(), "d\"e".into()])
+        );
+        assert_eq!(split_words("\"open"), None);
     }
 
     #[test]

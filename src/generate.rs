@@ -202,28 +202,11 @@ pub fn write_output(out: &Path, rendered: &Rendered) -> anyhow::Result<PathBuf> 
 
 /// Writes `files` into `dir`, on all cores when there are many (a 1000-app reload).
 fn write_files(dir: &Path, files: &[(String, String)]) -> anyhow::Result<()> {
-    let write = |part: &[(String, String)]| -> anyhow::Result<()> {
-        for (name, text) in part {
-            let path = dir.join(name);
-            fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-        }
-        Ok(())
+    let write = |(name, text): &(String, String)| -> anyhow::Result<()> {
+        let path = dir.join(name);
+        fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    if threads < 2 || files.len() < 64 {
-        return write(files);
-    }
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = files
-            .chunks(files.len().div_ceil(threads))
-            .map(|part| scope.spawn(move || write(part)))
-            .collect();
-        workers
-            .into_iter()
-            .try_for_each(|w| w.join().expect("writing does not panic"))
-    })
+    crate::parallel::map(files, write).into_iter().collect()
 }
 
 /// What quadlet printed. It converts every file it can even when one fails, and then exits 1.
@@ -251,8 +234,8 @@ pub fn unconverted(rendered: &Rendered, has_service: impl Fn(&str) -> bool) -> V
         .sources
         .iter()
         .filter_map(|(name, _)| {
-            let id = name.strip_prefix("archy-")?.strip_suffix(".container")?;
-            let service = format!("archy-{id}.service");
+            let id = crate::names::app_of_quadlet_source(name)?;
+            let service = crate::names::app(id).service();
             (!has_service(&service)).then_some((id, name.clone()))
         })
         .collect()

@@ -57,7 +57,7 @@ pub fn is_done(data: &Path, creates: &str) -> io::Result<bool> {
 
 /// `<state>/<id>/init/`: the kept outputs (0700), never mounted into a container.
 pub fn output_dir(state: &Path, id: &str) -> PathBuf {
-    state.join(id).join("init")
+    crate::names::app(id).init_dir(state)
 }
 
 /// Where a step's output is kept.
@@ -126,16 +126,14 @@ pub fn podman_args(
 ) -> Vec<String> {
     let id = m.id();
     let c = &m.container;
-    let resolve = |src: String| match src.strip_prefix(crate::render::STATE) {
-        Some(rest) => format!("{}{rest}", state.display()),
-        None => src,
-    };
+    let names = crate::names::app(id);
+    let resolve = |src: String| crate::names::resolve_state(&src, state);
     let mut a: Vec<String> = [
         "run",
         "--rm",
         "--replace",
         "--name",
-        &format!("archy-{id}-init-{}", step.name),
+        &names.init_container(step.name.as_str()),
         "--network",
         "none",
         "--pull",
@@ -178,13 +176,13 @@ pub fn podman_args(
         a.push("--read-only".into());
     }
     for v in &c.volumes {
-        let src = resolve(crate::render::volume_source(node, id, v));
+        let src = resolve(names.unit_volume_source(node, v));
         let ro = if v.is_read_only() { ":ro" } else { "" };
         a.push("--volume".into());
         a.push(format!("{src}:{}{ro}", v.target));
     }
     for f in &m.config {
-        let src = crate::config::config_dir(state, id).join(f.template.as_str());
+        let src = names.config_dir(state).join(f.template.as_str());
         a.push("--volume".into());
         a.push(format!("{}:{}:ro", src.display(), f.target));
     }

@@ -78,23 +78,7 @@ pub fn load_all(paths: &Paths, network: BitcoinNetwork) -> Vec<Loaded> {
         path: path.clone(),
         stale: None,
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    if threads < 2 || found.len() < 64 {
-        return found.iter().map(load).collect();
-    }
-    let chunk = found.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = found
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(load).collect::<Vec<_>>()))
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("manifest parsing does not panic"))
-            .collect()
-    })
+    crate::parallel::map(&found, load)
 }
 
 /// Reads the manifest at `path` for a node on `network` (see `crate::networks`), checking that its

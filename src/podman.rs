@@ -218,14 +218,6 @@ fn parse_health(json: &str) -> crate::status::HealthFacts {
     crate::status::HealthFacts { status, output }
 }
 
-/// The registry part of an image reference, as podman resolves short names with docker.io.
-pub fn registry_of(reference: &str) -> &str {
-    match reference.split_once('/') {
-        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
-        _ => "docker.io",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,14 +242,5 @@ mod tests {
         // podman's health of a paused container is the one from before the pause
         let paused = parse_health(r#"{"State":"paused","Health":{"Status":"healthy","Log":[]}}"#);
         assert_eq!(paused.status, "paused");
-    }
-
-    #[test]
-    fn registries() {
-        assert_eq!(registry_of("docker.io/library/nginx:1"), "docker.io");
-        assert_eq!(registry_of("nginx"), "docker.io");
-        assert_eq!(registry_of("lightninglabs/lnd:v1"), "docker.io");
-        assert_eq!(registry_of("localhost/x:1"), "localhost");
-        assert_eq!(registry_of("registry.local:5000/x"), "registry.local:5000");
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// `<state>/<id>/secrets`: the names of the secrets the app declared, written by
 /// `archy-hook secrets` (a removed app's manifest is gone; this is how purge knows them).
 pub fn secret_names_file(state: &Path, id: &str) -> PathBuf {
-    state.join(id).join("secrets")
+    crate::names::app(id).secret_names_file(state)
 }
 
 /// One thing purge deletes, and what it is to the operator.
@@ -49,21 +49,21 @@ pub fn plan(
         }
     };
     add(
-        Path::new(node.data_dir.as_str()).join(id),
+        crate::names::app(id).data_dir(node),
         "its data directory (everything the app stored: for lnd, its wallet and channels)".into(),
     );
     add(
-        state.join(id),
+        crate::names::app(id).state_dir(state),
         "its state: rendered configs, kept init outputs (for lnd, the only copy archy keeps of the wallet seed) and its state volume"
             .into(),
     );
     add(
-        crate::backup::app_dir(node, id),
+        crate::names::app(id).backup_dir(node),
         "its backups (for lnd, the channel.backup copies)".into(),
     );
     for name in declared.iter().filter(|n| !in_use.contains(*n)) {
         add(
-            crate::secrets::dir(state, name),
+            crate::names::secret_dir(state, name),
             format!("secret `{name}` (its password: a database or wallet created with it no longer opens)"),
         );
     }

@@ -7,6 +7,7 @@
 use crate::atomic;
 use crate::generate;
 use crate::journal::HookLog;
+use crate::names;
 use crate::paths::{self, Paths};
 use crate::systemctl;
 use anyhow::Context as _;
@@ -14,7 +15,6 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 /// Passes at full speed while the inputs keep changing; after that, a pause before each pass lets
 /// a writer (a package manager unpacking many apps) finish instead of reloading at every file.
@@ -73,18 +73,13 @@ pub struct AppUnit {
 /// (`archy-network`, `archy-reconcile`, `archy-secret@…`).
 pub fn loaded_apps(generator_dir: &Path) -> anyhow::Result<Vec<AppUnit>> {
     let shown = systemctl::show(
-        &["archy-*.service".to_string()],
+        &[names::all_services()],
         &["Id", "ActiveState", "FragmentPath", "LoadState"],
-    )
-    .context("systemctl --user show")?;
+    )?;
     Ok(shown
         .into_iter()
         .filter_map(|m| {
-            let id = m
-                .get("Id")?
-                .strip_prefix("archy-")?
-                .strip_suffix(".service")?
-                .to_string();
+            let id = names::app_of_service(m.get("Id")?)?.to_string();
             let from_generator = m
                 .get("FragmentPath")
                 .is_some_and(|f| Path::new(f).starts_with(generator_dir));
@@ -100,22 +95,14 @@ pub fn loaded_apps(generator_dir: &Path) -> anyhow::Result<Vec<AppUnit>> {
 
 /// The digest label of the definition the generator produced for `id`.
 pub fn generated_digest(generator_dir: &Path, id: &str) -> Option<String> {
-    let text = fs::read_to_string(
-        generator_dir
-            .join(generate::SOURCE_DIR)
-            .join(format!("archy-{id}.container")),
-    )
-    .ok()?;
-    text.lines().find_map(|l| {
-        l.strip_prefix("Label=\"archy.digest=")?
-            .strip_suffix('"')
-            .map(str::to_string)
-    })
+    let source = names::app(id).quadlet_source();
+    let text = fs::read_to_string(generator_dir.join(generate::SOURCE_DIR).join(source)).ok()?;
+    crate::digest::in_container_file(&text)
 }
 
 /// The digest label of the container running for `id`, if there is one.
 pub fn running_digest(id: &str) -> Option<String> {
-    crate::podman::label(&crate::catalog::container_name(id), "archy.digest")
+    crate::digest::of_container(&names::app(id).container())
 }
 
 /// How long reconcile waits for a starting app's container to appear (see `settled_digest`).
@@ -127,7 +114,7 @@ const CREATE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// take "no container" for "nothing to compare" (an edit landing then was never applied). In any
 /// other state without a container, the next start uses the definition loaded now.
 pub fn settled_digest(id: &str) -> Option<String> {
-    let unit = format!("archy-{id}.service");
+    let unit = names::app(id).service();
     let deadline = std::time::Instant::now() + CREATE_WAIT;
     loop {
         if let Some(d) = running_digest(id) {
@@ -205,21 +192,21 @@ pub fn reconcile(paths: &Paths, log: &HookLog) -> anyhow::Result<Summary> {
             .into_iter()
             .filter(|u| !ids.contains(u.id.as_str()))
             .collect();
-        let units: Vec<String> = gone
-            .iter()
-            .map(|u| format!("archy-{}.service", u.id))
-            .collect();
+        let units: Vec<String> = gone.iter().map(|u| names::app(&u.id).service()).collect();
         if !units.is_empty() {
             // their backup watchers (PartOf= the app) too, by pattern: they go even when a
             // daemon-reload has already dropped that link
-            let watchers = gone.iter().map(|u| format!("archy-{}-backup-*.path", u.id));
+            let watchers = gone.iter().map(|u| names::app(&u.id).backup_watchers());
             let all: Vec<String> = units.iter().cloned().chain(watchers).collect();
-            systemctl::run("stop", &all).context("stopping removed apps")?;
+            if let Err(e) = systemctl::run("stop", &all) {
+                log.warning(&format!("stopping removed apps: {e:#}"));
+            }
             for u in &gone {
+                let app = names::app(&u.id);
                 // the unit's ExecStopPost removes it; a container left by an older stop goes too
-                crate::podman::remove_container(&format!("archy-{}", u.id));
+                crate::podman::remove_container(&app.container());
                 if let Some(d) = &last_good {
-                    let _ = fs::remove_file(d.join(format!("{}.toml", u.id)));
+                    forget_last_good(&app.last_good(d), log);
                 }
                 summary.stopped.insert(u.id.clone());
             }
@@ -237,27 +224,28 @@ pub fn reconcile(paths: &Paths, log: &HookLog) -> anyhow::Result<Summary> {
                     .get(&u.id)
                     .is_some_and(|a| a.errors.iter().any(crate::networks::is_unsupported))
             })
-            .map(|u| format!("archy-{}.service", u.id))
+            .map(|u| u.id)
             .collect();
         if !off_network.is_empty() {
-            systemctl::run("stop", &off_network).context("stopping apps off the network")?;
+            let units: Vec<String> = off_network
+                .iter()
+                .map(|id| names::app(id).service())
+                .collect();
+            if let Err(e) = systemctl::run("stop", &units) {
+                log.warning(&format!("stopping apps off the network: {e:#}"));
+            }
             log.notice(&format!(
                 "stopped apps that do not run on the node's network: {}",
-                off_network.join(" ")
+                units.join(" ")
             ));
-            summary.stopped.extend(off_network.iter().map(|u| {
-                u.trim_start_matches("archy-")
-                    .trim_end_matches(".service")
-                    .to_string()
-            }));
+            summary.stopped.extend(off_network);
         }
 
-        if !systemctl::daemon_reload().context("daemon-reload")? {
-            anyhow::bail!("systemctl --user daemon-reload failed");
-        }
+        systemctl::daemon_reload()?;
         // new apps, and wanted apps that are down; active ones are left alone
-        systemctl::run_no_block("start", &[crate::render::TARGET.to_string()])
-            .context("starting archy.target")?;
+        if let Err(e) = systemctl::run_no_block("start", &[crate::render::TARGET.to_string()]) {
+            log.warning(&format!("starting {}: {e:#}", crate::render::TARGET));
+        }
 
         let mut changed = Vec::new();
         for (id, app) in &catalog.valid {
@@ -266,16 +254,18 @@ pub fn reconcile(paths: &Paths, log: &HookLog) -> anyhow::Result<Summary> {
             };
             if let Some(have) = settled_digest(id) {
                 if have != want {
-                    changed.push(format!("archy-{id}.service"));
+                    changed.push(names::app(id).service());
                     summary.restarted.insert(id.clone());
                 }
             }
             if let (Some(dir), None) = (&last_good, &app.stale) {
-                record_last_good(dir, id, &app.source);
+                record_last_good(&names::app(id).last_good(dir), &app.source, log);
             }
         }
         if !changed.is_empty() {
-            systemctl::run_no_block("try-restart", &changed).context("restarting changed apps")?;
+            if let Err(e) = systemctl::run_no_block("try-restart", &changed) {
+                log.warning(&format!("restarting changed apps: {e:#}"));
+            }
             log.notice(&format!("restarting changed apps: {}", changed.join(" ")));
         }
         for (id, app) in &catalog.valid {
@@ -304,66 +294,29 @@ pub fn reconcile(paths: &Paths, log: &HookLog) -> anyhow::Result<Summary> {
     }
 }
 
-/// Keeps a copy of a valid manifest for the generator to fall back on.
-fn record_last_good(dir: &Path, id: &str, source: &Path) {
-    let Ok(text) = fs::read(source) else { return };
-    if crate::secrets::create_private_dir(dir).is_ok() {
-        let _ = atomic::write_if_changed(&dir.join(format!("{id}.toml")), &text, 0o600);
+/// Keeps a copy of a valid manifest at `file` for the generator to fall back on. A failure is
+/// logged: without the copy, a later broken manifest would leave the app without a definition.
+fn record_last_good(file: &Path, source: &Path, log: &HookLog) {
+    let dir = file.parent().expect("a file in the last-good dir");
+    let kept = fs::read(source)
+        .with_context(|| format!("reading {}", source.display()))
+        .and_then(|text| {
+            crate::secrets::create_private_dir(dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
+            atomic::write_if_changed(file, &text, 0o600)
+                .with_context(|| format!("writing {}", file.display()))
+        });
+    if let Err(e) = kept {
+        log.warning(&format!("keeping the last good manifest: {e:#}"));
     }
 }
 
-/// For package-manager hooks run as root: the node user's uid and gid from node.toml.
-pub fn node_user(paths: &Paths) -> anyhow::Result<nix::unistd::User> {
-    let node = crate::load::read_node(paths)?;
-    let name = node
-        .user
-        .map(|u| u.as_str().to_string())
-        .context("node.toml names no service user (`user = ...`)")?;
-    let user = match name.parse::<u32>() {
-        Ok(uid) => nix::unistd::User::from_uid(uid.into())?,
-        Err(_) => nix::unistd::User::from_name(&name)?,
-    };
-    user.with_context(|| format!("no such user `{name}`"))
-}
-
-/// The user's runtime dir, where its manager's sockets are: `/run/user/<uid>`.
-fn runtime_dir(user: &nix::unistd::User) -> PathBuf {
-    PathBuf::from(format!("/run/user/{}", user.uid))
-}
-
-/// Makes `cmd` run as the node user, in the environment a process of its user manager has
-/// (HOME, USER, XDG_RUNTIME_DIR, its session bus; nothing else of the caller's but `ARCHY_*`),
-/// from `/`. For root (a package's maintainer script, an admin) acting in that user's name.
-pub fn as_user(cmd: &mut Command, user: &nix::unistd::User) {
-    use std::os::unix::process::CommandExt;
-    let runtime = runtime_dir(user);
-    cmd.env_clear()
-        .envs(std::env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("ARCHY_")))
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("HOME", &user.dir)
-        .env("USER", &user.name)
-        .env("LOGNAME", &user.name)
-        .env("XDG_RUNTIME_DIR", &runtime)
-        .env(
-            "DBUS_SESSION_BUS_ADDRESS",
-            format!("unix:path={}/bus", runtime.display()),
-        )
-        .uid(user.uid.as_raw())
-        .gid(user.gid.as_raw())
-        .current_dir("/");
-}
-
-/// Runs `systemctl --user ARGS` in the user's own manager, reached through its private socket
-/// (no system bus). Ok(None) when that manager is not running.
-pub fn user_systemctl(user: &nix::unistd::User, args: &[&str]) -> anyhow::Result<Option<bool>> {
-    if !runtime_dir(user).join("systemd/private").exists() {
-        return Ok(None);
+/// Drops a removed app's last good manifest (it must not come back as a fallback).
+fn forget_last_good(file: &Path, log: &HookLog) {
+    match fs::remove_file(file) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            log.warning(&format!("removing {}: {e}", file.display()))
+        }
+        _ => {}
     }
-    let mut cmd = Command::new("systemctl");
-    cmd.arg("--user").args(args).stdin(Stdio::null());
-    as_user(&mut cmd, user);
-    let status = cmd
-        .status()
-        .context("running systemctl --user as the node user")?;
-    Ok(Some(status.success()))
 }

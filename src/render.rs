@@ -1,21 +1,18 @@
 //! Pure rendering: from a resolved catalog to the text of every file the generator writes. No I/O
 //! happens here, so fixture and hostile-input tests can check every byte.
 
-use crate::catalog::{unit_name, Catalog, InvalidApp, ValidApp};
+use crate::catalog::{Catalog, InvalidApp, ValidApp};
 use crate::escape;
 use crate::manifest::{NetworkMode, VolumeSource};
+use crate::names;
 use crate::node::NodeSettings;
 use crate::unit::{UnitFile, UnsafeValue};
-use sha2::{Digest, Sha256};
-use std::fmt::Write as _;
 use std::path::Path;
 
 pub const TARGET: &str = "archy.target";
 pub const NETWORK_FILE: &str = "archy.network";
 /// The container label that names the node's bitcoin network the app runs on.
 pub const NETWORK_LABEL: &str = "archy.network";
-/// `%S` is `$XDG_STATE_HOME` in a user unit: secrets and rendered configs live below it.
-pub const STATE: &str = "%S/archipelago";
 
 /// Settings of the rendering that do not come from manifests.
 #[derive(Debug, Clone, Default)]
@@ -60,7 +57,7 @@ pub fn render_all(node: &NodeSettings, catalog: &Catalog, ctx: &Context) -> Rend
         }
         match file {
             Ok(text) => {
-                out.sources.push((format!("archy-{id}.container"), text));
+                out.sources.push((names::app(id).quadlet_source(), text));
                 if app.in_target {
                     out.target_wants.push(id.clone());
                 }
@@ -86,9 +83,9 @@ pub fn render_all(node: &NodeSettings, catalog: &Catalog, ctx: &Context) -> Rend
     let mut wants: Vec<String> = out
         .target_wants
         .iter()
-        .map(|id| format!("archy-{id}.service"))
+        .map(|id| names::app(id).service())
         .collect();
-    wants.extend(secrets.iter().map(|s| format!("archy-secret@{s}.path")));
+    wants.extend(secrets.iter().map(|s| names::secret_watcher(s)));
     // a watcher per file an app asks archy to back up ([[backup]])
     for app in catalog.valid.values().filter(|a| a.in_target) {
         match crate::backup::units(node, &app.manifest, &app.source, &ctx.hook) {
@@ -122,33 +119,11 @@ fn render_containers(
     ctx: &Context,
 ) -> Vec<Result<String, UnsafeValue>> {
     let apps: Vec<&ValidApp> = catalog.valid.values().collect();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    if threads < 2 || apps.len() < 64 {
-        return apps.iter().map(|a| container_file(node, a, ctx)).collect();
-    }
-    let chunk = apps.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = apps
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|a| container_file(node, a, ctx))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("rendering does not panic"))
-            .collect()
-    })
+    crate::parallel::map(&apps, |a| container_file(node, a, ctx))
 }
 
 fn push_invalid(out: &mut Rendered, app: &InvalidApp, stem: &str, ctx: &Context) {
-    if unit_name(stem).is_some() {
+    if crate::text::is_id(stem) {
         let why = if app.errors.iter().any(crate::networks::is_unsupported) {
             "not on this network"
         } else {
@@ -166,7 +141,7 @@ fn push_invalid(out: &mut Rendered, app: &InvalidApp, stem: &str, ctx: &Context)
 fn push_failing(out: &mut Rendered, source: &Path, id: &str, why: &str, ctx: &Context) {
     match failing_unit(source, id, why, ctx).to_text() {
         Ok(text) => {
-            out.units.push((format!("archy-{id}.service"), text));
+            out.units.push((names::app(id).service(), text));
             out.target_wants.push(id.to_string());
         }
         Err(e) => out.problems.push(format!("{}: {e}", source.display())),
@@ -189,22 +164,11 @@ pub fn container_file(
 ) -> Result<String, UnsafeValue> {
     // the digest covers the definition, not the header naming where the manifest lives: moving a
     // manifest, or falling back to its last good copy, must not restart a running app
-    let body = container_unit(node, app, ctx).to_text()?;
-    let digest = hex(&Sha256::digest(body.as_bytes()));
-    let mut head = UnitFile::new();
-    header(&mut head, &app.source);
-    let head = head.to_text()?;
-    // the label ends the [Container] section; serialising once and inserting it here keeps a
-    // 1000-app reload cheap
-    let label = format!("Label={}\n", escape::assignment("archy.digest", &digest));
-    let at = body.find("\n\n[Service]\n").map_or(body.len(), |i| i + 1);
-    let mut text = String::with_capacity(head.len() + body.len() + label.len() + 1);
-    text.push_str(&head);
-    text.push('\n');
-    text.push_str(&body[..at]);
-    text.push_str(&label);
-    text.push_str(&body[at..]);
-    Ok(text)
+    let mut unit = container_unit(node, app, ctx);
+    let digest = crate::digest::of(&unit.to_text()?);
+    crate::digest::insert(&mut unit, &digest);
+    header(&mut unit, &app.source);
+    unit.to_text()
 }
 
 fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFile {
@@ -220,13 +184,13 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
     );
     unit.set("Documentation", "man:archy-app.toml(5)");
     for w in &app.wants {
-        unit.set("Wants", format!("archy-{w}.service"));
+        unit.set("Wants", names::app(w).service());
     }
     for a in &app.after {
-        unit.set("After", format!("archy-{a}.service"));
+        unit.set("After", names::app(a).service());
     }
     for c in &app.conflicts {
-        unit.set("Conflicts", format!("archy-{c}.service"));
+        unit.set("Conflicts", names::app(c).service());
     }
     unit.set("PartOf", TARGET);
     // restarts back off (RestartSteps=) instead of hitting a start limit that needs a human
@@ -234,7 +198,7 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
 
     let c = &m.container;
     let ct = u.section("Container");
-    ct.set("ContainerName", crate::catalog::container_name(id));
+    ct.set("ContainerName", names::app(id).container());
     ct.set("Image", m.image.reference.as_str());
     // `archy-hook ensure-image` builds or pulls (from allowed registries only) before the start
     ct.set("Pull", "never");
@@ -266,7 +230,7 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
             "Volume",
             format!(
                 "{}:{}{}",
-                volume_source(node, id, v),
+                names::app(id).unit_volume_source(node, v),
                 v.target,
                 if ro { ":ro" } else { "" }
             ),
@@ -275,7 +239,11 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
     for f in &m.config {
         ct.set(
             "Volume",
-            format!("{STATE}/{id}/config/{}:{}:ro", f.template, f.target),
+            format!(
+                "{}:{}:ro",
+                names::app(id).unit_config_file(f.template.as_str()),
+                f.target
+            ),
         );
     }
     for t in &c.tmpfs {
@@ -385,19 +353,6 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
     u
 }
 
-/// The host directory a volume mounts, in the units' terms (`%S` for the state dir).
-pub fn volume_source(node: &NodeSettings, id: &str, v: &crate::manifest::Volume) -> String {
-    let base = match v.from {
-        VolumeSource::Data => format!("{}/{}", node.data_dir, v.owner(id)),
-        VolumeSource::State => format!("{STATE}/{id}/{}", crate::volumes::STATE_VOLUME),
-        VolumeSource::Secrets => format!("{STATE}/secrets"),
-    };
-    match &v.subpath {
-        Some(sub) => format!("{base}/{}", sub.as_str().trim_end_matches('/')),
-        None => base,
-    }
-}
-
 /// Start-up checks run often, so that a unit turns active soon after its app works; never less
 /// often than the regular checks.
 fn startup_interval(interval: crate::duration::Duration) -> crate::duration::Duration {
@@ -492,12 +447,4 @@ fn target_file(wants: &[String]) -> String {
         unit.set("Wants", w.as_str());
     }
     u.to_text().expect("ids are safe")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }

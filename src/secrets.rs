@@ -36,15 +36,14 @@ pub fn random_bytes(n: usize) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// bitcoind's `rpcauth=` value: `user:salt$hex(HMAC-SHA256(key = salt, message = password))`.
 pub fn rpcauth(user: &str, salt_hex: &str, password: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(salt_hex.as_bytes()).expect("any key length");
     mac.update(password.as_bytes());
-    format!("{user}:{salt_hex}${}", hex(&mac.finalize().into_bytes()))
+    format!(
+        "{user}:{salt_hex}${}",
+        crate::text::hex(&mac.finalize().into_bytes())
+    )
 }
 
 /// A new secret `name` of `kind`: 256 bits of entropy for a password. An `rpcauth` secret's RPC
@@ -54,7 +53,7 @@ pub fn generate(name: &str, kind: SecretKind) -> io::Result<Secret> {
     let password = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes(32)?);
     let mut fields = BTreeMap::new();
     if kind == SecretKind::Rpcauth {
-        let salt = hex(&random_bytes(16)?);
+        let salt = crate::text::hex(&random_bytes(16)?);
         fields.insert("user", name.to_string());
         fields.insert("rpcauth", rpcauth(name, &salt, &password));
         fields.insert("cookie", format!("{name}:{password}"));
@@ -77,7 +76,7 @@ fn bcrypt_of(password: &str) -> io::Result<String> {
 
 /// `<state>/secrets/<name>`.
 pub fn dir(state: &Path, name: &str) -> PathBuf {
-    state.join("secrets").join(name)
+    crate::names::secret_dir(state, name)
 }
 
 /// Reads a secret's fields; None when it was never created.
@@ -161,7 +160,7 @@ pub fn rotate(state: &Path, name: &str, kind: SecretKind) -> io::Result<()> {
 fn fingerprint(secret: &Secret) -> String {
     use sha2::Digest;
     let password = secret.fields.get("password").map_or("", String::as_str);
-    hex(&Sha256::digest(password.as_bytes()))
+    crate::text::hex(&Sha256::digest(password.as_bytes()))
 }
 
 const APPLIED: &str = ".applied";
@@ -182,6 +181,31 @@ pub fn is_applied(state: &Path, name: &str, secret: &Secret) -> bool {
 
 /// Creates `path` and its parents with mode 0700 (parents that exist are left as they are). The
 /// mode is set on the directory opened, never through a link at `path` (refused, as is a FIFO or
+/// How many times `archy-hook secret-changed` applies a secret that keeps changing meanwhile
+/// before it gives up (visibly: its unit fails, and the next rotation runs it again).
+pub const APPLY_ROUNDS: usize = 10;
+
+/// What `archy-hook secret-changed` does next about a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeStep {
+    /// Nothing (left) to apply.
+    Done,
+    /// Re-render the users' configs, queue their restarts, mark the value applied.
+    Apply,
+    /// It kept changing for `APPLY_ROUNDS` rounds.
+    GiveUp,
+}
+
+/// `current`: None when the secret does not exist, else whether its value is the applied one;
+/// `rounds`: how many times it was applied in this run.
+pub fn change_step(current: Option<bool>, rounds: usize) -> ChangeStep {
+    match current {
+        None | Some(true) => ChangeStep::Done,
+        Some(false) if rounds >= APPLY_ROUNDS => ChangeStep::GiveUp,
+        Some(false) => ChangeStep::Apply,
+    }
+}
+
 /// anything else there).
 pub fn create_private_dir(path: &Path) -> io::Result<()> {
     fs::DirBuilder::new()
@@ -194,6 +218,27 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn change_steps() {
+        use ChangeStep::*;
+        let table = [
+            (None, 0, Done),
+            (None, APPLY_ROUNDS, Done),
+            (Some(true), 0, Done),
+            (Some(true), APPLY_ROUNDS, Done),
+            (Some(false), 0, Apply),
+            (Some(false), APPLY_ROUNDS - 1, Apply),
+            (Some(false), APPLY_ROUNDS, GiveUp),
+        ];
+        for (current, rounds, want) in table {
+            assert_eq!(
+                change_step(current, rounds),
+                want,
+                "{current:?} after {rounds}"
+            );
+        }
+    }
 
     #[test]
     fn rpcauth_matches_bitcoind_share_rpcauth_py() {

@@ -2,6 +2,7 @@
 //! Pure: the hook gathers the facts, this decides the words, so each case has a test.
 
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// One app's unit, as `systemctl --user show` and `list-jobs` report it.
 #[derive(Debug, Clone, Default)]
@@ -148,6 +149,86 @@ fn truncate(s: &str, max: usize) -> String {
     t
 }
 
+/// The properties `unit_facts` reads, for `systemctl --user show`.
+pub const UNIT_PROPERTIES: &[&str] = &[
+    "Id",
+    "ActiveState",
+    "SubState",
+    "ActiveEnterTimestamp",
+    "NRestarts",
+    "LoadState",
+    "Result",
+];
+
+/// A unit's facts from `systemctl show` (one map per unit, `UNIT_PROPERTIES`) and its queued jobs
+/// (`systemctl::jobs`); a unit the manager did not report has empty facts.
+pub fn unit_facts(
+    shown: &[BTreeMap<String, String>],
+    jobs: &BTreeMap<String, (String, String)>,
+    unit: &str,
+) -> UnitFacts {
+    let p = shown
+        .iter()
+        .find(|m| m.get("Id").map(String::as_str) == Some(unit));
+    let get = |k: &str| p.and_then(|m| m.get(k)).cloned().unwrap_or_default();
+    UnitFacts {
+        active: get("ActiveState"),
+        sub: get("SubState"),
+        result: get("Result"),
+        since: get("ActiveEnterTimestamp"),
+        restarts: get("NRestarts").parse().ok(),
+        start_job: jobs
+            .get(unit)
+            .filter(|(kind, _)| kind == "start")
+            .map(|(_, state)| state.clone()),
+    }
+}
+
+/// A dependency's state as a dependent's detail weighs it: an inactive unit with a start job of
+/// its own is `queued`, waiting like the dependent.
+pub fn dependency_state(f: &UnitFacts) -> String {
+    match (f.active.as_str(), &f.start_job) {
+        ("inactive", Some(_)) => "queued".to_string(),
+        _ => f.active.clone(),
+    }
+}
+
+/// Whether podman's health of the app's container is worth asking: it is starting or running.
+pub fn asks_health(unit: &UnitFacts) -> bool {
+    matches!(unit.active.as_str(), "active" | "activating")
+}
+
+/// Whether the container's network label is worth asking: a container exists in these states.
+pub fn asks_network(unit: &UnitFacts) -> bool {
+    matches!(
+        unit.active.as_str(),
+        "active" | "activating" | "deactivating"
+    )
+}
+
+/// The manifest's state, and the error to show for it. For a valid, current manifest the error
+/// is the unit's own (its journal's last error line), which the caller looks up: None here.
+pub fn manifest_state(
+    invalid: Option<&crate::catalog::InvalidApp>,
+    stale: Option<&crate::error::InputError>,
+) -> (ManifestState, Option<String>) {
+    match (invalid, stale) {
+        (Some(bad), _) => {
+            let state = if bad.errors.iter().any(crate::networks::is_unsupported) {
+                ManifestState::OffNetwork
+            } else {
+                ManifestState::Invalid
+            };
+            (state, bad.errors.first().map(|e| e.to_string()))
+        }
+        (None, Some(e)) => (
+            ManifestState::Stale,
+            Some(format!("{e} (running its last good definition)")),
+        ),
+        (None, None) => (ManifestState::Ok, None),
+    }
+}
+
 /// The last non-empty line of a check's output, trimmed: what a check says of the app comes
 /// last, after whatever its shell or tools warned about first.
 pub fn last_line(output: &str) -> Option<String> {
@@ -188,6 +269,108 @@ pub fn table(network: &str, rows: &[Row]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn facts_of_a_unit_from_show_and_jobs() {
+        let show = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let shown = vec![
+            show(&[
+                ("Id", "archy-a.service"),
+                ("ActiveState", "active"),
+                ("NRestarts", "3"),
+            ]),
+            show(&[
+                ("Id", "archy-b.service"),
+                ("ActiveState", "inactive"),
+                ("NRestarts", ""),
+            ]),
+        ];
+        let jobs: BTreeMap<String, (String, String)> = [
+            (
+                "archy-b.service".to_string(),
+                ("start".to_string(), "waiting".to_string()),
+            ),
+            (
+                "archy-a.service".to_string(),
+                ("stop".to_string(), "running".to_string()),
+            ),
+        ]
+        .into();
+        let a = unit_facts(&shown, &jobs, "archy-a.service");
+        assert_eq!((a.active.as_str(), a.restarts), ("active", Some(3)));
+        assert_eq!(a.start_job, None);
+        let b = unit_facts(&shown, &jobs, "archy-b.service");
+        assert_eq!(b.restarts, None);
+        assert_eq!(b.start_job.as_deref(), Some("waiting"));
+        assert_eq!(dependency_state(&b), "queued");
+        assert_eq!(dependency_state(&a), "active");
+        let unknown = unit_facts(&shown, &jobs, "archy-c.service");
+        assert_eq!(unknown.active, "");
+        assert_eq!(dependency_state(&unit("inactive", "dead")), "inactive");
+    }
+
+    #[test]
+    fn what_is_asked_of_podman_by_unit_state() {
+        // (active state, health asked, network asked)
+        let table = [
+            ("active", true, true),
+            ("activating", true, true),
+            ("deactivating", false, true),
+            ("reloading", false, false),
+            ("inactive", false, false),
+            ("failed", false, false),
+            ("", false, false),
+        ];
+        for (active, health, network) in table {
+            let u = unit(active, "x");
+            assert_eq!(
+                (asks_health(&u), asks_network(&u)),
+                (health, network),
+                "{active}"
+            );
+        }
+    }
+
+    #[test]
+    fn manifest_states() {
+        use crate::error::InputError;
+        let path = std::path::Path::new("/a/x.toml");
+        let bad = |e: InputError| crate::catalog::InvalidApp {
+            stem: "x".into(),
+            source: path.into(),
+            errors: vec![e, InputError::at_key(path, "[app] name", "second")],
+        };
+        let invalid = bad(InputError::at_key(path, "[image] ref", "not a reference"));
+        let (state, error) = manifest_state(Some(&invalid), None);
+        assert_eq!(state, ManifestState::Invalid);
+        assert!(error.unwrap().contains("not a reference"));
+        let off = bad(InputError::at_key(
+            path,
+            crate::networks::UNSUPPORTED_KEY,
+            "signet only",
+        ));
+        assert_eq!(
+            manifest_state(Some(&off), None).0,
+            ManifestState::OffNetwork
+        );
+        // invalid wins over a last good copy
+        let stale = InputError::at_key(path, "[app] id", "broken now");
+        assert_eq!(
+            manifest_state(Some(&invalid), Some(&stale)).0,
+            ManifestState::Invalid
+        );
+        let (state, error) = manifest_state(None, Some(&stale));
+        assert_eq!(state, ManifestState::Stale);
+        assert!(error
+            .unwrap()
+            .ends_with("(running its last good definition)"));
+        assert_eq!(manifest_state(None, None), (ManifestState::Ok, None));
+    }
 
     fn unit(active: &str, sub: &str) -> UnitFacts {
         UnitFacts {

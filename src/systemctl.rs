@@ -11,50 +11,92 @@ fn systemctl() -> Command {
     c
 }
 
+/// A systemctl command that failed: the command, its exit status and what it said.
+#[derive(Debug)]
+pub struct Failed {
+    pub command: String,
+    pub status: std::process::ExitStatus,
+    pub stderr: String,
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` failed ({})", self.command, self.status)?;
+        if !self.stderr.is_empty() {
+            write!(f, ": {}", self.stderr)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Failed {}
+
+/// Runs `cmd`, its standard output returned; a failure is an error naming the command and
+/// carrying its standard error.
+fn output(mut cmd: Command) -> anyhow::Result<String> {
+    let command = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| anyhow::anyhow!("running `{command}`: {e}"))?;
+    if !out.status.success() {
+        return Err(Failed {
+            command,
+            status: out.status,
+            stderr: crate::text::one_line(String::from_utf8_lossy(&out.stderr).trim()),
+        }
+        .into());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// Properties of `units`, one map per unit, in order.
-pub fn show(units: &[String], props: &[&str]) -> std::io::Result<Vec<BTreeMap<String, String>>> {
+pub fn show(units: &[String], props: &[&str]) -> anyhow::Result<Vec<BTreeMap<String, String>>> {
     if units.is_empty() {
         return Ok(Vec::new());
     }
-    let out = systemctl()
-        .arg("show")
+    let mut c = systemctl();
+    c.arg("show")
         .arg(format!("--property={}", props.join(",")))
         .arg("--")
-        .args(units)
-        .stderr(Stdio::null())
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut result = Vec::new();
-    for block in text.split("\n\n") {
-        if block.trim().is_empty() {
-            continue;
-        }
-        let map = block
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        result.push(map);
-    }
-    Ok(result)
+        .args(units);
+    Ok(parse_show(&output(c)?))
 }
 
-/// Runs `systemctl --user <verb> <units...>`; Ok(false) when systemctl reported a failure.
-pub fn run(verb: &str, units: &[String]) -> std::io::Result<bool> {
+/// `show`'s output: blocks of `KEY=value` lines, one block per unit.
+fn parse_show(text: &str) -> Vec<BTreeMap<String, String>> {
+    text.split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .map(|block| {
+            block
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// Runs `systemctl --user <verb> <units...>`, waiting for the jobs.
+pub fn run(verb: &str, units: &[String]) -> anyhow::Result<()> {
     if units.is_empty() {
-        return Ok(true);
+        return Ok(());
     }
-    Ok(systemctl()
-        .arg(verb)
-        .arg("--")
-        .args(units)
-        .status()?
-        .success())
+    let mut c = systemctl();
+    c.arg(verb).arg("--").args(units);
+    output(c).map(drop)
 }
 
 /// `systemctl --user daemon-reload`.
-pub fn daemon_reload() -> std::io::Result<bool> {
-    Ok(systemctl().arg("daemon-reload").status()?.success())
+pub fn daemon_reload() -> anyhow::Result<()> {
+    let mut c = systemctl();
+    c.arg("daemon-reload");
+    output(c).map(drop)
 }
 
 /// The last line of priority error or worse a unit's processes logged (the app's own, its
@@ -93,26 +135,43 @@ fn last_app_error(json_lines: &str) -> Option<String> {
 }
 
 /// Like `run`, with `--no-block`: the jobs are queued and this returns at once.
-pub fn run_no_block(verb: &str, units: &[String]) -> std::io::Result<bool> {
+pub fn run_no_block(verb: &str, units: &[String]) -> anyhow::Result<()> {
     if units.is_empty() {
-        return Ok(true);
+        return Ok(());
     }
-    Ok(systemctl()
-        .arg(verb)
-        .arg("--no-block")
-        .arg("--")
-        .args(units)
-        .status()?
-        .success())
+    let mut c = systemctl();
+    c.arg(verb).arg("--no-block").arg("--").args(units);
+    output(c).map(drop)
 }
 
 /// Queued jobs by unit: `(type, state)`, e.g. `("start", "waiting")`.
-pub fn jobs() -> std::io::Result<BTreeMap<String, (String, String)>> {
-    let out = systemctl()
-        .args(["list-jobs", "--plain", "--no-legend"])
-        .stderr(Stdio::null())
-        .output()?;
-    Ok(parse_jobs(&String::from_utf8_lossy(&out.stdout)))
+pub fn jobs() -> anyhow::Result<BTreeMap<String, (String, String)>> {
+    let mut c = systemctl();
+    c.args(["list-jobs", "--plain", "--no-legend"]);
+    Ok(parse_jobs(&output(c)?))
+}
+
+/// Whether `run_as` reached the user's manager.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reached {
+    Ran,
+    /// The user's manager is not running: nothing was asked.
+    NotRunning,
+}
+
+/// Runs `systemctl --user ARGS` in `user`'s own manager, reached through its private socket (no
+/// system bus): for root acting in the service user's name (package-manager hooks).
+pub fn run_as(user: &nix::unistd::User, args: &[&str]) -> anyhow::Result<Reached> {
+    if !crate::service_user::runtime_dir(user)
+        .join("systemd/private")
+        .exists()
+    {
+        return Ok(Reached::NotRunning);
+    }
+    let mut c = systemctl();
+    c.args(args);
+    crate::service_user::as_user(&mut c, user);
+    output(c).map(|_| Reached::Ran)
 }
 
 /// `list-jobs --plain --no-legend` lines: `JOB UNIT TYPE STATE`.
@@ -128,6 +187,26 @@ fn parse_jobs(text: &str) -> BTreeMap<String, (String, String)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn show_blocks_by_unit() {
+        let v = super::parse_show(
+            "Id=a.service\nActiveState=active\n\nId=b.service\nActiveState=failed\n",
+        );
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[1]["ActiveState"], "failed");
+        assert!(super::parse_show("").is_empty());
+    }
+
+    #[test]
+    fn a_failure_names_the_command_and_says_its_stderr() {
+        let mut c = std::process::Command::new("sh");
+        c.args(["-c", "echo 'Unit x.service not loaded.' >&2; exit 5"]);
+        let e = super::output(c).unwrap_err().to_string();
+        assert!(e.starts_with("`sh -c "), "{e}");
+        assert!(e.ends_with(": Unit x.service not loaded."), "{e}");
+        assert!(e.contains("exit status: 5"), "{e}");
+    }
+
     #[test]
     fn the_apps_last_error_not_the_managers() {
         let lines = [

@@ -6,22 +6,13 @@
 //! swap a directory for a link in between; this closes the window a start always left open, not
 //! that one.
 
-use crate::manifest::{Manifest, VolumeSource};
+use crate::manifest::Manifest;
 use crate::node::NodeSettings;
 use crate::nofollow;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-
-/// The state volume (`from = "state"`) of app `<id>` is `<state>/<id>/volume`: archy's own files
-/// for the app (`config/`, `init/`, the `secrets` list) are its siblings, out of the app's reach.
-pub const STATE_VOLUME: &str = "volume";
-
-/// `<state>/<id>/volume`.
-pub fn state_volume(state: &Path, id: &str) -> PathBuf {
-    state.join(id).join(STATE_VOLUME)
-}
 
 /// One volume's host directory: `below` its `root`, a directory no container can replace (the
 /// mount point itself, in a directory archy or the admin owns).
@@ -49,18 +40,11 @@ pub fn host_dirs(node: &NodeSettings, state: &Path, m: &Manifest) -> Vec<HostDir
         .volumes
         .iter()
         .filter_map(|v| {
-            let root = match v.from {
-                VolumeSource::Data => Path::new(node.data_dir.as_str()).join(v.owner(id)),
-                VolumeSource::State => state_volume(state, id),
-                VolumeSource::Secrets => return None,
-            };
-            let below = v.subpath.as_ref().map_or(Vec::new(), |s| {
-                s.as_str()
-                    .split('/')
-                    .filter(|p| !p.is_empty() && *p != ".")
-                    .map(str::to_string)
-                    .collect()
-            });
+            let root = crate::names::app(id).volume_root(node, state, v)?;
+            let below = crate::names::volume_below(v)
+                .into_iter()
+                .map(str::to_string)
+                .collect();
             Some(HostDir {
                 target: v.target.to_string(),
                 root,

@@ -318,14 +318,10 @@ fn one_invalid_app_leaves_the_others_as_they_were() {
     snapshot("mixed", &t, &r);
 }
 
-/// The digest label of `id`'s rendered `.container`.
+/// The digest label of `id`'s rendered `.container`, as reconcile reads it.
 fn digest(r: &Rendered, id: &str) -> String {
     let c = file(r, &format!("archy-{id}.container"));
-    let label = values(c, "Label")
-        .into_iter()
-        .find_map(|l| l.strip_prefix("\"archy.digest=")?.strip_suffix('"'))
-        .unwrap_or_else(|| panic!("no digest label in\n{c}"));
-    label.to_string()
+    archy::digest::in_container_file(c).unwrap_or_else(|| panic!("no digest label in\n{c}"))
 }
 
 #[test]
@@ -394,9 +390,25 @@ fn the_digest_follows_the_definition_not_where_the_manifest_lives() {
     // and any change to the definition changes it
     t.admin(
         "hello",
-        String::from_utf8(text).expect("utf-8") + "\n[container]\nread_only = true\n",
+        String::from_utf8(text.clone()).expect("utf-8") + "\n[container]\nread_only = true\n",
     );
     assert_ne!(digest(&t.render(), "hello"), digest(&vendor, "hello"));
+    // values that differ only where escaping applies are different definitions too
+    let mut seen = std::collections::BTreeSet::new();
+    for value in [
+        r#"a b"#, r#"a\ b"#, r#"a\" b"#, "100%", "100%%", "$X", "$$X", "'q'",
+    ] {
+        let quoted = toml::Value::String(value.to_string());
+        let env = format!("\n[container.environment]\nV = {quoted}\n");
+        t.admin(
+            "hello",
+            String::from_utf8(text.clone()).expect("utf-8") + &env,
+        );
+        assert!(
+            seen.insert(digest(&t.render(), "hello")),
+            "{value}: same digest as another"
+        );
+    }
 }
 
 #[test]

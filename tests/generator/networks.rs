@@ -237,11 +237,7 @@ fn a_switch_changes_every_apps_digest() {
             .into_iter()
             .filter(|(n, _)| n.ends_with(".container"))
             .map(|(n, t)| {
-                let d = t
-                    .lines()
-                    .find(|l| l.starts_with("Label=\"archy.digest="))
-                    .expect("digest")
-                    .to_string();
+                let d = archy::digest::in_container_file(&t).expect("digest");
                 (n, d)
             })
             .collect::<std::collections::BTreeMap<_, _>>()
