@@ -731,7 +731,7 @@ fn status(json: bool) -> anyhow::Result<()> {
             .flatten()
             .unwrap_or_default();
         let deps: Vec<(String, String)> = valid
-            .map(|a| a.after.as_slice())
+            .map(|a| a.links.after.as_slice())
             .unwrap_or_default()
             .iter()
             .map(|d| {

@@ -4,7 +4,7 @@
 //! manifest never takes the rest down.
 
 use crate::error::InputError;
-use crate::graph::{find_cycles, Cycle, Edges};
+use crate::graph::{find_cycles, Cycle, Edges, Links};
 use crate::load::Loaded;
 use crate::manifest::{Manifest, Protocol, SecretKind};
 use crate::node::NodeSettings;
@@ -52,12 +52,8 @@ pub fn reserved(id: &str) -> Option<String> {
 pub struct ValidApp {
     pub manifest: Manifest,
     pub source: PathBuf,
-    /// App ids to start with this one (`Wants=`).
-    pub wants: Vec<String>,
-    /// App ids to start after when both start (`After=`).
-    pub after: Vec<String>,
-    /// App ids that must not run beside this one (`Conflicts=`).
-    pub conflicts: Vec<String>,
+    /// Its unit's links to other apps.
+    pub links: Links,
     /// Whether `archy.target` wants this app.
     pub in_target: bool,
     /// Set when this is the last-known-good definition, kept because the manifest is invalid now.
@@ -120,14 +116,108 @@ pub fn resolve(
     policy: &Policy,
     loaded: Vec<Loaded>,
 ) -> Catalog {
-    let mut errors: BTreeMap<String, Vec<InputError>> = BTreeMap::new();
-    let mut manifests: BTreeMap<String, (Manifest, PathBuf)> = BTreeMap::new();
-    let mut sources: BTreeMap<String, PathBuf> = BTreeMap::new();
-    let mut stale: BTreeMap<String, InputError> = BTreeMap::new();
+    let Parsed {
+        manifests,
+        sources,
+        mut stale,
+        mut errors,
+    } = check_each(node, paths, policy, loaded);
+    let all_ids: BTreeSet<String> = sources.keys().cloned().collect();
+    // first come, first served: installed apps, then newcomers, each group by id
+    let mut ranked: Vec<&str> = manifests.keys().map(String::as_str).collect();
+    ranked.sort_by_key(|id| !policy.installed(id));
+
+    let providers = providers(node, policy, &manifests, &ranked, &all_ids, &mut errors);
+    let chosen: BTreeMap<&str, &str> = providers
+        .iter()
+        .filter_map(|(name, ps)| Some((*name, node.choose_provider(name, ps)?)))
+        .collect();
+    let names = Names {
+        node,
+        all_ids: &all_ids,
+        providers: &providers,
+    };
+    let mut edges = link(&names, policy, &manifests, &chosen, &mut errors);
+    // what each app declared itself, before the other side is added
+    let declared: Vec<(String, String)> = edges
+        .iter()
+        .flat_map(|(id, l)| l.conflicts.iter().map(move |o| (id.clone(), o.clone())))
+        .collect();
+    // `Conflicts=` is symmetric in effect: for the checks below, either side has it
+    for (a, b) in &declared {
+        if let Some(l) = edges.get_mut(b) {
+            if !l.conflicts.contains(a) {
+                l.conflicts.push(a.clone());
+                l.conflicts.sort();
+            }
+        }
+    }
+
+    check_cycles(&edges, policy, &manifests, &mut errors);
+    check_secrets(&manifests, &ranked, policy, &edges, &mut errors);
+    check_shared_volumes(&manifests, &edges, &mut errors);
+    check_ports(&manifests, &ranked, &edges, &mut errors);
+    check_aliases(&manifests, &ranked, &edges, &mut errors);
+    let unchosen = unchosen_providers(&chosen, &providers);
+    show_only_valid_sides(&mut edges, &declared, policy, &errors);
+
+    let mut catalog = Catalog::default();
+    for (id, errs) in &errors {
+        catalog.invalid.insert(
+            id.clone(),
+            InvalidApp {
+                stem: id.clone(),
+                source: sources[id].clone(),
+                errors: errs.clone(),
+            },
+        );
+    }
+    for (id, (manifest, source)) in manifests {
+        if errors.contains_key(&id) {
+            continue;
+        }
+        let links = edges.remove(&id).unwrap_or_default();
+        let stale = stale.remove(&id);
+        catalog.valid.insert(
+            id,
+            ValidApp {
+                manifest,
+                source,
+                links,
+                in_target: false,
+                stale,
+            },
+        );
+    }
+    mark_target(&mut catalog, &unchosen);
+    catalog
+}
+
+type Manifests = BTreeMap<String, (Manifest, PathBuf)>;
+type Errors = BTreeMap<String, Vec<InputError>>;
+
+/// The loaded apps, each checked on its own (and against its grants).
+struct Parsed {
+    /// The manifests that parsed, with their files, by id.
+    manifests: Manifests,
+    /// Every app's file, parsed or not, by stem.
+    sources: BTreeMap<String, PathBuf>,
+    /// Apps running their last good definition: why the current one is not used.
+    stale: BTreeMap<String, InputError>,
+    errors: Errors,
+}
+
+fn check_each(node: &NodeSettings, paths: &Paths, policy: &Policy, loaded: Vec<Loaded>) -> Parsed {
+    let mut parsed = Parsed {
+        manifests: BTreeMap::new(),
+        sources: BTreeMap::new(),
+        stale: BTreeMap::new(),
+        errors: BTreeMap::new(),
+    };
     for l in loaded {
-        sources.insert(l.stem.clone(), l.path.clone());
+        parsed.sources.insert(l.stem.clone(), l.path.clone());
         if let Some(e) = l.stale {
-            stale.insert(l.stem.clone(), e);
+            parsed.stale.insert(l.stem.clone(), e);
         }
         match l.manifest {
             Ok(m) => {
@@ -142,30 +232,38 @@ pub fn resolve(
                     ));
                 }
                 if !own.is_empty() {
-                    errors.insert(l.stem.clone(), own);
+                    parsed.errors.insert(l.stem.clone(), own);
                 }
-                manifests.insert(l.stem, (m, l.path));
+                parsed.manifests.insert(l.stem, (m, l.path));
             }
             Err(e) => {
-                errors.insert(l.stem, vec![e]);
+                parsed.errors.insert(l.stem, vec![e]);
             }
         }
     }
-    let all_ids: BTreeSet<String> = sources.keys().cloned().collect();
-    // first come, first served: installed apps, then newcomers, each group by id
-    let mut ranked: Vec<&str> = manifests.keys().map(String::as_str).collect();
-    ranked.sort_by_key(|id| !policy.installed(id));
-    let newcomer = |id: &str| !policy.installed(id);
+    parsed
+}
 
-    // provided names, from manifests that parsed
+/// Each provided name's providers (sorted), from the manifests that parsed, in rank order: a
+/// name that is an app's id, one an installed app holds (unless the admin pinned the newcomer),
+/// and providers over `MAX_PROVIDERS` are refused.
+fn providers<'a>(
+    node: &NodeSettings,
+    policy: &Policy,
+    manifests: &'a Manifests,
+    ranked: &[&'a str],
+    all_ids: &BTreeSet<String>,
+    errors: &mut Errors,
+) -> BTreeMap<&'a str, Vec<&'a str>> {
+    let newcomer = |id: &str| !policy.installed(id);
     let mut providers: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for &id in &ranked {
+    for &id in ranked {
         let (m, path) = &manifests[id];
         for name in &m.app.provides {
             let key = "[app] provides";
             if all_ids.contains(name.as_str()) {
                 push_err(
-                    &mut errors,
+                    errors,
                     id,
                     path,
                     key,
@@ -178,7 +276,7 @@ pub fn resolve(
             if let (true, Some(holder)) = (newcomer(id), holder) {
                 if node.pinned(name.as_str()) != Some(id) {
                     push_err(
-                        &mut errors,
+                        errors,
                         id,
                         path,
                         key,
@@ -193,7 +291,7 @@ pub fn resolve(
             }
             if ps.len() >= MAX_PROVIDERS {
                 push_err(
-                    &mut errors,
+                    errors,
                     id,
                     path,
                     key,
@@ -207,26 +305,45 @@ pub fn resolve(
     for ps in providers.values_mut() {
         ps.sort();
     }
-    let chosen: BTreeMap<&str, &str> = providers
-        .iter()
-        .filter_map(|(name, ps)| Some((*name, node.choose_provider(name, ps)?)))
-        .collect();
+    providers
+}
 
-    // dependencies
-    let resolve_name = |name: &str| -> Option<Vec<String>> {
-        if all_ids.contains(name) {
+/// What a name in `requires`, `after` or `conflicts` can stand for.
+struct Names<'a> {
+    node: &'a NodeSettings,
+    all_ids: &'a BTreeSet<String>,
+    providers: &'a BTreeMap<&'a str, Vec<&'a str>>,
+}
+
+impl Names<'_> {
+    /// The apps a name stands for: the app of that id, else the name's providers, else the app
+    /// node.toml pins it to (one that exists but does not parse: the edge is kept).
+    fn resolve(&self, name: &str) -> Option<Vec<String>> {
+        if self.all_ids.contains(name) {
             return Some(vec![name.to_string()]);
         }
-        if let Some(ps) = providers.get(name) {
+        if let Some(ps) = self.providers.get(name) {
             return Some(ps.iter().map(|p| p.to_string()).collect());
         }
-        // pinned in node.toml to an app that exists but does not parse: keep the edge
-        node.pinned(name)
-            .filter(|v| all_ids.contains(*v))
+        self.node
+            .pinned(name)
+            .filter(|v| self.all_ids.contains(*v))
             .map(|v| vec![v.to_string()])
-    };
+    }
+}
+
+/// Each app's links from its `requires`, `companion_for`, `after` and `conflicts`, and from the
+/// names it provides (providers of a name conflict with each other); sorted, without repeats.
+fn link(
+    names: &Names,
+    policy: &Policy,
+    manifests: &Manifests,
+    chosen: &BTreeMap<&str, &str>,
+    errors: &mut Errors,
+) -> Edges {
+    let newcomer = |id: &str| !policy.installed(id);
     let mut edges: Edges = BTreeMap::new();
-    for (id, (m, path)) in &manifests {
+    for (id, (m, path)) in manifests {
         let mut wants = Vec::new();
         let mut after = Vec::new();
         let required = m
@@ -234,7 +351,7 @@ pub fn resolve(
             .requires
             .iter()
             .chain(m.app.companion_for.iter());
-        for (key, names, pulls) in [
+        for (key, list, pulls) in [
             (
                 "[dependencies] requires",
                 required.collect::<Vec<_>>(),
@@ -246,24 +363,24 @@ pub fn resolve(
                 false,
             ),
         ] {
-            for name in names {
+            for name in list {
                 let key = if m.app.companion_for.as_ref() == Some(name) && pulls {
                     "[app] companion_for"
                 } else {
                     key
                 };
-                match resolve_name(name.as_str()) {
+                match names.resolve(name.as_str()) {
                     // ordering with an app that is not installed (an optional one) is no ordering
                     None if !pulls => {}
                     None => push_err(
-                        &mut errors,
+                        errors,
                         id,
                         path,
                         key,
                         format!("unknown app or provided name `{name}`"),
                     ),
                     Some(targets) if targets.iter().any(|t| t == id) => push_err(
-                        &mut errors,
+                        errors,
                         id,
                         path,
                         key,
@@ -284,22 +401,23 @@ pub fn resolve(
             .provides
             .iter()
             .filter(|n| {
-                providers
+                names
+                    .providers
                     .get(n.as_str())
                     .is_some_and(|ps| ps.contains(&id.as_str()))
             })
-            .flat_map(|n| providers.get(n.as_str()).into_iter().flatten())
+            .flat_map(|n| names.providers.get(n.as_str()).into_iter().flatten())
             .filter(|p| *p != id)
             .map(|p| p.to_string())
             .collect();
         for name in &m.app.conflicts {
-            for t in resolve_name(name.as_str()).into_iter().flatten() {
+            for t in names.resolve(name.as_str()).into_iter().flatten() {
                 if t == *id {
                     continue;
                 }
                 if newcomer(id) && !newcomer(&t) {
                     push_err(
-                        &mut errors,
+                        errors,
                         id,
                         path,
                         "[app] conflicts",
@@ -317,24 +435,22 @@ pub fn resolve(
             list.sort();
             list.dedup();
         }
-        edges.insert(id.clone(), (wants, after, conflicts));
+        edges.insert(
+            id.clone(),
+            Links {
+                wants,
+                after,
+                conflicts,
+            },
+        );
     }
-    // what each app declared itself, before the other side is added
-    let declared: Vec<(String, String)> = edges
-        .iter()
-        .flat_map(|(id, (_, _, c))| c.iter().map(move |o| (id.clone(), o.clone())))
-        .collect();
-    // `Conflicts=` is symmetric in effect: for the checks below, either side has it
-    for (a, b) in &declared {
-        if let Some((_, _, c)) = edges.get_mut(b) {
-            if !c.contains(a) {
-                c.push(a.clone());
-                c.sort();
-            }
-        }
-    }
+    edges
+}
 
-    for cycle in blamed_cycles(&edges, &newcomer) {
+/// Refuses the apps on dependency cycles (see `blamed_cycles`).
+fn check_cycles(edges: &Edges, policy: &Policy, manifests: &Manifests, errors: &mut Errors) {
+    let newcomer = |id: &str| !policy.installed(id);
+    for cycle in blamed_cycles(edges, &newcomer) {
         let text = cycle.path.join(" → ");
         let msg = if cycle.among > crate::graph::LARGE_GROUP {
             format!("dependency cycle among {} apps, e.g. {text}", cycle.among)
@@ -342,71 +458,39 @@ pub fn resolve(
             format!("dependency cycle: {text}")
         };
         let id = &cycle.app;
-        push_err(&mut errors, id, &manifests[id].1, "[dependencies]", msg);
+        push_err(errors, id, &manifests[id].1, "[dependencies]", msg);
     }
+}
 
-    check_secrets(&manifests, &ranked, policy, &edges, &mut errors);
-    check_shared_volumes(&manifests, &edges, &mut errors);
-    check_ports(&manifests, &ranked, &edges, &mut errors);
-    check_aliases(&manifests, &ranked, &edges, &mut errors);
-    let unchosen = unchosen_providers(&chosen, &providers);
-
-    // a unit shows the other side of a conflict only when that side is a valid app: a refused
-    // newcomer changes nothing in another app's unit
-    for (_, _, c) in edges.values_mut() {
-        c.clear();
+/// A unit shows the other side of a conflict only when that side is a valid app: a refused
+/// newcomer changes nothing in another app's unit. Nor does it order them: `After=` a refused
+/// newcomer's failing unit is dropped.
+fn show_only_valid_sides(
+    edges: &mut Edges,
+    declared: &[(String, String)],
+    policy: &Policy,
+    errors: &Errors,
+) {
+    for l in edges.values_mut() {
+        l.conflicts.clear();
     }
-    for (a, b) in &declared {
+    for (a, b) in declared {
         for (from, to) in [(a, b), (b, a)] {
             let mine = from == a;
             if !mine && errors.contains_key(a) {
                 continue;
             }
-            if let Some((_, _, c)) = edges.get_mut(from) {
-                c.push(to.clone());
+            if let Some(l) = edges.get_mut(from) {
+                l.conflicts.push(to.clone());
             }
         }
     }
-    // nor does it order them: `After=` a refused newcomer's failing unit is dropped
-    let refused = |x: &String| errors.contains_key(x) && newcomer(x);
-    for (_, after, c) in edges.values_mut() {
-        after.retain(|a| !refused(a));
-        c.sort();
-        c.dedup();
+    let refused = |x: &String| errors.contains_key(x) && !policy.installed(x);
+    for l in edges.values_mut() {
+        l.after.retain(|a| !refused(a));
+        l.conflicts.sort();
+        l.conflicts.dedup();
     }
-
-    let mut catalog = Catalog::default();
-    for (id, errs) in &errors {
-        catalog.invalid.insert(
-            id.clone(),
-            InvalidApp {
-                stem: id.clone(),
-                source: sources[id].clone(),
-                errors: errs.clone(),
-            },
-        );
-    }
-    for (id, (manifest, source)) in manifests {
-        if errors.contains_key(&id) {
-            continue;
-        }
-        let (wants, after, conflicts) = edges.remove(&id).unwrap_or_default();
-        let stale = stale.remove(&id);
-        catalog.valid.insert(
-            id,
-            ValidApp {
-                manifest,
-                source,
-                wants,
-                after,
-                conflicts,
-                in_target: false,
-                stale,
-            },
-        );
-    }
-    mark_target(&mut catalog, &unchosen);
-    catalog
 }
 
 /// The cycles to report, each as the app refused and its cycle. A newcomer that closes a cycle
@@ -450,7 +534,7 @@ fn check_secrets(
     for &id in ranked {
         let (m, path) = &manifests[id];
         let grant = policy.grants.of(id);
-        let conflicts = edges.get(id).map(|e| &e.2);
+        let conflicts = edges.get(id).map(|e| &e.conflicts);
         for (name, decl) in &m.secrets {
             if grant.allows_secret(name.as_str()) {
                 continue;
@@ -798,7 +882,7 @@ fn check_aliases(
         .collect();
     for &id in ranked {
         let (m, path) = &manifests[id];
-        let conflicts = edges.get(id).map(|e| &e.2);
+        let conflicts = edges.get(id).map(|e| &e.conflicts);
         for alias in &m.container.network_aliases {
             let holders = owners.entry(alias.to_string()).or_default();
             let clash = holders
@@ -843,7 +927,7 @@ fn check_shared_volumes(
             }
             let required = edges
                 .get(id)
-                .is_some_and(|(wants, _, _)| wants.iter().any(|w| w == owner.as_str()));
+                .is_some_and(|l| l.wants.iter().any(|w| w == owner.as_str()));
             if !required {
                 push_err(
                     errors,
@@ -899,7 +983,7 @@ fn check_ports(
     let mut owners: BTreeMap<(u16, Protocol), Vec<&str>> = BTreeMap::new();
     for &id in ranked {
         let (m, path) = &manifests[id];
-        let conflicts = edges.get(id).map(|e| &e.2);
+        let conflicts = edges.get(id).map(|e| &e.conflicts);
         for p in &m.container.ports {
             let holders = owners.entry((p.host, p.protocol)).or_default();
             let clash = holders
@@ -938,7 +1022,7 @@ fn mark_target(catalog: &mut Catalog, unchosen: &BTreeSet<String>) {
         let more: Vec<String> = catalog
             .valid
             .iter()
-            .filter(|(id, a)| !out.contains(*id) && a.wants.iter().any(|w| out.contains(w)))
+            .filter(|(id, a)| !out.contains(*id) && a.links.wants.iter().any(|w| out.contains(w)))
             .map(|(id, _)| id.clone())
             .collect();
         if more.is_empty() {

@@ -3,8 +3,16 @@
 
 use std::collections::BTreeMap;
 
-/// Per app: (wants, after, conflicts), as app ids.
-pub type Links = (Vec<String>, Vec<String>, Vec<String>);
+/// One app's links to others, as app ids: its unit's `Wants=`, `After=` and `Conflicts=`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Links {
+    /// Apps started with this one.
+    pub wants: Vec<String>,
+    /// Apps this one starts after, when both start.
+    pub after: Vec<String>,
+    /// Apps that must not run beside this one.
+    pub conflicts: Vec<String>,
+}
 pub type Edges = BTreeMap<String, Links>;
 
 /// Above this many apps, a group of apps depending on each other is reported with one cycle for
@@ -34,7 +42,7 @@ pub fn find_cycles(edges: &Edges) -> Vec<Cycle> {
         .iter()
         .map(|id| {
             edges[*id]
-                .1
+                .after
                 .iter()
                 .filter_map(|n| index.get(n.as_str()).copied())
                 .collect()
@@ -178,7 +186,13 @@ mod tests {
             .iter()
             .map(|(id, deps)| {
                 let deps = deps.iter().map(|d| d.to_string()).collect();
-                (id.to_string(), (Vec::new(), deps, Vec::new()))
+                (
+                    id.to_string(),
+                    Links {
+                        after: deps,
+                        ..Links::default()
+                    },
+                )
             })
             .collect()
     }
@@ -209,7 +223,13 @@ mod tests {
             (0..n).map(|i| (name(i), vec![name((i + 1) % n)])).collect();
         let g: Edges = owned
             .iter()
-            .map(|(id, d)| (id.clone(), (Vec::new(), d.clone(), Vec::new())))
+            .map(|(id, d)| {
+                let links = Links {
+                    after: d.clone(),
+                    ..Links::default()
+                };
+                (id.clone(), links)
+            })
             .collect();
         let cycles = find_cycles(&g);
         assert_eq!(cycles.len(), n);

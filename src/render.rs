@@ -183,13 +183,13 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
         format!("{} (archy app {id})", escape::description(name)),
     );
     unit.set("Documentation", "man:archy-app.toml(5)");
-    for w in &app.wants {
+    for w in &app.links.wants {
         unit.set("Wants", names::app(w).service());
     }
-    for a in &app.after {
+    for a in &app.links.after {
         unit.set("After", names::app(a).service());
     }
-    for c in &app.conflicts {
+    for c in &app.links.conflicts {
         unit.set("Conflicts", names::app(c).service());
     }
     unit.set("PartOf", TARGET);

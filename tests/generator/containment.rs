@@ -338,7 +338,10 @@ fn a_newcomer_providing_an_installed_name_is_refused_unless_the_admin_chooses_it
         ],
     );
     let c = t.catalog_of();
-    assert!(c.valid["lnd"].wants.contains(&"bitcoin-knots".to_string()));
+    assert!(c.valid["lnd"]
+        .links
+        .wants
+        .contains(&"bitcoin-knots".to_string()));
     // the admin's choice is the one way in
     t.node("[providers]\nbitcoind = \"aaa-node\"\n");
     let c = t.catalog_of();
@@ -347,7 +350,7 @@ fn a_newcomer_providing_an_installed_name_is_refused_unless_the_admin_chooses_it
         "{:?}",
         c.invalid.get("aaa-node")
     );
-    assert!(c.valid["lnd"].wants.contains(&"aaa-node".to_string()));
+    assert!(c.valid["lnd"].links.wants.contains(&"aaa-node".to_string()));
 }
 
 #[test]
