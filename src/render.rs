@@ -3,10 +3,10 @@
 
 use crate::catalog::{Catalog, InvalidApp, ValidApp};
 use crate::escape;
-use crate::manifest::{NetworkMode, VolumeSource};
+use crate::manifest::{Manifest, NetworkMode, VolumeSource};
 use crate::names;
 use crate::node::NodeSettings;
-use crate::unit::{UnitFile, UnsafeValue};
+use crate::unit::{Section, UnitFile, UnsafeValue};
 use std::path::Path;
 
 pub const TARGET: &str = "archy.target";
@@ -172,12 +172,18 @@ pub fn container_file(
 }
 
 fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFile {
+    let mut u = UnitFile::new();
+    unit_section(u.section("Unit"), app);
+    container_section(u.section("Container"), node, &app.manifest);
+    service_section(u.section("Service"), &app.manifest, ctx);
+    u
+}
+
+/// What the app is, and its links to other apps.
+fn unit_section(unit: &mut Section, app: &ValidApp) {
     let m = &app.manifest;
     let id = m.id();
-    let mut u = UnitFile::new();
-
     let name = m.app.name.as_ref().map_or(id, |n| n.as_str());
-    let unit = u.section("Unit");
     unit.set(
         "Description",
         format!("{} (archy app {id})", escape::description(name)),
@@ -195,13 +201,34 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
     unit.set("PartOf", TARGET);
     // restarts back off (RestartSteps=) instead of hitting a start limit that needs a human
     unit.set("StartLimitIntervalSec", "0");
+}
 
-    let c = &m.container;
-    let ct = u.section("Container");
+/// The container: image, network, mounts, process, hardening, health, labels.
+fn container_section(ct: &mut Section, node: &NodeSettings, m: &Manifest) {
+    let id = m.id();
     ct.set("ContainerName", names::app(id).container());
     ct.set("Image", m.image.reference.as_str());
     // `archy-hook ensure-image` builds or pulls (from allowed registries only) before the start
     ct.set("Pull", "never");
+    network(ct, &m.container);
+    mounts(ct, node, m);
+    process(ct, &m.container);
+    if let Some(h) = &m.health {
+        health(ct, h);
+    }
+    let s = &m.service;
+    ct.set("StopTimeout", s.stop_timeout.whole_secs().to_string());
+    ct.set("Label", escape::assignment("archy.app", id));
+    // part of the digest: a network switch restarts every app, also those that only see the
+    // network in their config templates
+    ct.set(
+        "Label",
+        escape::assignment(NETWORK_LABEL, node.network.as_str()),
+    );
+}
+
+/// The network it joins, its names there and the ports it publishes.
+fn network(ct: &mut Section, c: &crate::manifest::Container) {
     match c.network {
         NetworkMode::Archy => {
             ct.set("Network", NETWORK_FILE);
@@ -224,6 +251,12 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
             format!("{addr}{}:{}/{}", p.host, p.container, p.protocol.as_str()),
         );
     }
+}
+
+/// Its volumes and rendered config files.
+fn mounts(ct: &mut Section, node: &NodeSettings, m: &Manifest) {
+    let id = m.id();
+    let c = &m.container;
     for v in &c.volumes {
         let ro = v.is_read_only();
         ct.set(
@@ -249,6 +282,10 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
     for t in &c.tmpfs {
         ct.set("Tmpfs", t.as_str());
     }
+}
+
+/// How its process runs: environment, command, user, and what it may not do.
+fn process(ct: &mut Section, c: &crate::manifest::Container) {
     for (k, v) in &c.environment {
         ct.set("Environment", escape::assignment(k.as_str(), v.as_str()));
     }
@@ -280,37 +317,35 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
         ct.set("AddCapability", cap.as_str().trim_start_matches("CAP_"));
     }
     ct.set("NoNewPrivileges", "true");
-    if let Some(h) = &m.health {
-        ct.set("HealthCmd", escape::raw_exec(h.cmd.as_str()));
-        ct.set("HealthInterval", h.interval.podman());
-        ct.set("HealthTimeout", h.timeout.podman());
-        // podman counts HealthStartPeriod from the container's start, even after a passing
-        // check: a bitcoind hanging within its hour would never be killed. Start-up checks end
-        // at the first pass instead (as Docker's start period does); until then failures do
-        // not count, and the unit's start timeout bounds the wait.
-        ct.set("HealthStartupCmd", escape::raw_exec(h.cmd.as_str()));
-        ct.set(
-            "HealthStartupInterval",
-            startup_interval(h.interval).podman(),
-        );
-        ct.set("HealthStartupTimeout", h.timeout.podman());
-        ct.set("HealthStartupRetries", "0");
-        ct.set("HealthRetries", h.retries.to_string());
-        ct.set("HealthOnFailure", h.on_failure.as_str());
-        // the unit turns active only once the container is healthy: After= means "after it works"
-        ct.set("Notify", "healthy");
-    }
-    let s = &m.service;
-    ct.set("StopTimeout", s.stop_timeout.whole_secs().to_string());
-    ct.set("Label", escape::assignment("archy.app", id));
-    // part of the digest: a network switch restarts every app, also those that only see the
-    // network in their config templates
-    ct.set(
-        "Label",
-        escape::assignment(NETWORK_LABEL, node.network.as_str()),
-    );
+}
 
-    let sv = u.section("Service");
+/// Health checks, and readiness once healthy.
+fn health(ct: &mut Section, h: &crate::manifest::Health) {
+    ct.set("HealthCmd", escape::raw_exec(h.cmd.as_str()));
+    ct.set("HealthInterval", h.interval.podman());
+    ct.set("HealthTimeout", h.timeout.podman());
+    // podman counts HealthStartPeriod from the container's start, even after a passing
+    // check: a bitcoind hanging within its hour would never be killed. Start-up checks end
+    // at the first pass instead (as Docker's start period does); until then failures do
+    // not count, and the unit's start timeout bounds the wait.
+    ct.set("HealthStartupCmd", escape::raw_exec(h.cmd.as_str()));
+    ct.set(
+        "HealthStartupInterval",
+        startup_interval(h.interval).podman(),
+    );
+    ct.set("HealthStartupTimeout", h.timeout.podman());
+    ct.set("HealthStartupRetries", "0");
+    ct.set("HealthRetries", h.retries.to_string());
+    ct.set("HealthOnFailure", h.on_failure.as_str());
+    // the unit turns active only once the container is healthy: After= means "after it works"
+    ct.set("Notify", "healthy");
+}
+
+/// Restarts, timeouts, and the hooks that prepare each start.
+fn service_section(sv: &mut Section, m: &Manifest, ctx: &Context) {
+    let id = m.id();
+    let c = &m.container;
+    let s = &m.service;
     sv.set("Restart", s.restart.as_str());
     sv.set("RestartSec", s.restart_delay.systemd());
     sv.set("RestartSteps", "10");
@@ -350,7 +385,6 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
     // last before the start: a leftover of the app's container that podman can neither stop nor
     // replace (see archy::leftover) would fail `podman run --replace` at every restart
     sv.set("ExecStartPre", format!("{} leftover {id}", ctx.hook));
-    u
 }
 
 /// Start-up checks run often, so that a unit turns active soon after its app works; never less
