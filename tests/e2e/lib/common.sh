@@ -68,6 +68,15 @@ why() {
   upodman ps -a --filter "name=archy-$1" --format '{{.Names}} {{.ID}} {{.Status}}'
 }
 
+# install_file FILE: put FILE in place atomically (as a package manager or an editor does), from stdin
+install_file() { cat >"$1.tmp" && mv "$1.tmp" "$1"; }
+# in_ctr ID CMD...: run CMD in the app's container, stdin passed on
+in_ctr() { local id=$1; shift; upodman exec -i "archy-$id" "$@"; }
+# row ID: the app's line of `archy-hook status`, its columns one space apart
+row() { as_node "$HOOK" status | grep "^$1 " | tr -s ' '; }
+# lnd_active: lnd says its RPC server is active (wallet unlocked)
+lnd_active() { upodman exec archy-lnd lncli state 2>/dev/null | grep SERVER_ACTIVE; }
+
 # note TEXT: a timing or finding in the scenario's output (bats: its fd 3; a plain script: stderr)
 note() { if { true >&3; } 2>/dev/null; then echo "# $*" >&3; else echo "# $*" >&2; fi; }
 

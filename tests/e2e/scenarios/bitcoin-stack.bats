@@ -14,7 +14,6 @@ source /src/tests/e2e/lib/common.sh
 START_WAIT=${ARCHY_E2E_START_WAIT:-90}
 APPS=(bitcoin-core lnd bitcoin-ui)
 
-lnd_active() { upodman exec archy-lnd lncli state 2>/dev/null | grep SERVER_ACTIVE; }
 
 @test "the generator made units for the three apps and none for masked ones" {
   for id in "${APPS[@]}"; do

@@ -14,13 +14,6 @@ ADMIN=/etc/archipelago/apps
 BUILT=localhost/archy-e2e/hello:1
 REMOTE=quay.io/nobody/nothing:1
 
-why() {  # what systemd and podman say about an app, for a failure message
-  uctl status --no-pager -n 20 "archy-$1.service" 2>&1 | head -40
-  upodman ps -a --filter "name=archy-$1" --format '{{.Names}} {{.Status}}'
-}
-
-# put FILE in place atomically (as a package manager does), from stdin
-install_file() { cat >"$1.tmp" && mv "$1.tmp" "$1"; }
 
 @test "node.toml allows no registry, and the images are not there yet" {
   grep -q '^allowed = \[\]' /etc/archipelago/node.toml || fail "node.toml: $(grep allowed /etc/archipelago/node.toml)"

@@ -26,7 +26,6 @@ setup_file() { mkdir -p -m 700 "$W"; }
 lnd_state() { upodman exec archy-lnd lncli state 2>/dev/null | sed -n 's/.*"state": *"\([A-Z_]*\)".*/\1/p'; }
 serving() { [ "$(lnd_state)" = SERVER_ACTIVE ] && ready lnd; }
 identity() { upodman exec archy-lnd lncli getinfo | sed -n 's/.*"identity_pubkey": *"\([0-9a-f]*\)".*/\1/p'; }
-row() { as_node "$HOOK" status | grep "^$1 " | tr -s ' '; }
 # seconds from $1 (microseconds) until lnd serves again
 serve_secs() { wait_for "$WAIT" serving || fail "lnd does not serve: $(why lnd)"; secs "$1" "$(now_us)"; }
 

@@ -20,7 +20,6 @@ W=${BATS_FILE_TMPDIR:-/root}/networks
 
 setup_file() { mkdir -p -m 700 "$W"; }
 
-in_ctr() { local id=$1; shift; upodman exec -i "archy-$id" "$@"; }
 # env_in ID NAME: the variable as the app's main process (PID 1 in its container) has it
 env_in() { in_ctr "$1" cat /proc/1/environ | tr '\0' '\n' | sed -n "s/^$2=//p"; }
 label_of() { upodman inspect -f '{{index .Config.Labels "archy.network"}}' "archy-$1" 2>/dev/null; }

@@ -22,12 +22,6 @@ OBSERVE=${ARCHY_E2E_OBSERVE:-15}
 
 setup_file() { mkdir -p "$W"; }
 
-why() {
-  uctl status --no-pager -n 20 "archy-$1.service" 2>&1 | head -40
-  upodman ps -a --filter "name=archy-$1" --format '{{.Names}} {{.Status}}'
-}
-# put FILE in place atomically (as a package manager or an editor does), from stdin
-install_file() { cat >"$1.tmp" && mv "$1.tmp" "$1"; }
 # one line of what systemd says about a unit
 states() {
   local u=archy-$1.service

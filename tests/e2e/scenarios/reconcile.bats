@@ -21,11 +21,8 @@ WEB=(web-a web-b web-c web-d web-e)
 
 setup_file() { mkdir -p "$W"; }
 
-why() {
-  uctl status --no-pager -n 20 "archy-$1.service" 2>&1 | head -40
-  upodman ps -a --filter "name=archy-$1" --format '{{.Names}} {{.Status}}'
-  ujournal -u archy-reconcile.service -n 10 -o cat
-}
+# why_reconcile ID: why, and what reconcile said last
+why_reconcile() { why "$1"; ujournal -u archy-reconcile.service -n 10 -o cat; }
 
 port_of() { case $1 in web-a) echo 8101 ;; web-b) echo 8102 ;; web-c) echo 8103 ;; web-d) echo 8104 ;; web-e) echo 8105 ;; esac; }
 
@@ -65,7 +62,8 @@ greeting() { upodman inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "arc
 running() { is_state "archy-$1.service" active && [ "$(greeting "$1")" = "$2" ] && [ "$(health "archy-$1")" = healthy ]; }
 gone() { [ "$(prop "archy-$1.service" LoadState)" = not-found ] && ! upodman container exists "archy-$1"; }
 median() { sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-secs() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+# secs_since T0: seconds from T0 (a `now` value) until now
+secs_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 # what the old orchestrator left in the user's Quadlet dir for bitcoin-ui
 legacy() {
   cat <<'EOF'
@@ -92,7 +90,7 @@ moved() { [ ! -e "$NODE_QUADLET/archy-bitcoin-ui.container" ] && [ -e "$NODE_QUA
     fail "archy.target wants: $(uctl show -p Wants --value archy.target)"
   wait_for 30 is_state archy-reconcile.path active || fail "archy-reconcile.path: $(prop archy-reconcile.path ActiveState)"
   for id in bitcoin-core bitcoin-ui; do
-    wait_for "$START_WAIT" is_state "archy-$id.service" active || fail "$(why "$id")"
+    wait_for "$START_WAIT" is_state "archy-$id.service" active || fail "$(why_reconcile "$id")"
   done
   # it applied once when it started with the manager: the boot-started apps have a last good
   # manifest already (an invalid edit of one of them keeps it running: must-show 5)
@@ -108,8 +106,8 @@ moved() { [ ! -e "$NODE_QUADLET/archy-bitcoin-ui.container" ] && [ -e "$NODE_QUA
   for id in "${WEB[@]}"; do
     t0=$(now)
     drop "$id" hello
-    wait_for 60 running "$id" hello || fail "$id: $(why "$id")"
-    dt=$(secs "$t0"); echo "$dt" >>"$W/times"
+    wait_for 60 running "$id" hello || fail "$id: $(why_reconcile "$id")"
+    dt=$(secs_since "$t0"); echo "$dt" >>"$W/times"
     [ "$(upodman inspect -f '{{index .Config.Labels "archy.app"}}' "archy-$id")" = "$id" ] || fail "$id: label"
     [ "$(prop "archy-$id.service" SourcePath)" = "$GEN/archy-quadlet/archy-$id.container" ] ||
       fail "$id: SourcePath $(prop "archy-$id.service" SourcePath)"
@@ -125,8 +123,8 @@ moved() { [ ! -e "$NODE_QUADLET/archy-bitcoin-ui.container" ] && [ -e "$NODE_QUA
   old_cid=$(cid web-a)
   t0=$(now)
   drop web-a changed
-  wait_for 60 running web-a changed || fail "web-a: GREETING=$(greeting web-a) $(why web-a)"
-  echo "# web-a GREETING hello -> changed, running again after $(secs "$t0")s" >&3
+  wait_for 60 running web-a changed || fail "web-a: GREETING=$(greeting web-a) $(why_reconcile web-a)"
+  echo "# web-a GREETING hello -> changed, running again after $(secs_since "$t0")s" >&3
   [ "$(inv web-a)" != "${before[web-a]}" ] || fail "web-a: same InvocationID"
   [ "$(cid web-a)" != "$old_cid" ] || fail "web-a: same container"
   # let any job reconcile queued finish before looking at the others
@@ -144,7 +142,7 @@ moved() { [ ! -e "$NODE_QUADLET/archy-bitcoin-ui.container" ] && [ -e "$NODE_QUA
   t0=$(now)
   rm "$ADMIN/web-e.toml"
   wait_for 60 gone web-e || fail "web-e: LoadState $(prop archy-web-e.service LoadState), container $(upodman ps -a --filter name=archy-web-e --format '{{.Status}}')"
-  echo "# manifest removed -> unit not-found and container gone: $(secs "$t0")s" >&3
+  echo "# manifest removed -> unit not-found and container gone: $(secs_since "$t0")s" >&3
   [ "$(cat "$DATA/web-e/precious")" = kept ] || fail "the data dir lost its file"
   ujournal -u archy-reconcile.service -o cat | grep -q 'stopped removed apps: archy-web-e.service' || fail "no journal line"
   echo "# $(ls -ld "$DATA/web-e" | awk '{print $1, $3, $NF}') kept, with $(ls "$DATA/web-e")" >&3
@@ -166,7 +164,7 @@ moved() { [ ! -e "$NODE_QUADLET/archy-bitcoin-ui.container" ] && [ -e "$NODE_QUA
     # 0-90 ms apart: edits land during reconcile's passes and the restarts it queued
     sleep "0.0$((RANDOM % 10))"
   done
-  writes=$(secs "$t0"); t1=$(now)
+  writes=$(secs_since "$t0"); t1=$(now)
   converged() {
     local id
     for id in "${!want[@]}"; do running "$id" "${want[$id]}" || return 1; done
@@ -180,7 +178,7 @@ moved() { [ ! -e "$NODE_QUADLET/archy-bitcoin-ui.container" ] && [ -e "$NODE_QUA
     for id in "${!want[@]}"; do echo "$id: want ${want[$id]}, has $(greeting "$id") ($(prop "archy-$id.service" ActiveState))"; done
     fail "not converged: $(uctl list-units --all --plain --no-legend 'archy-*'; ujournal -u archy-reconcile.service -n 30 -o cat)"
   fi
-  echo "# 50 writes in ${writes}s; converged $(secs "$t1")s after the last: $(for id in $(printf '%s\n' "${!want[@]}" | sort); do printf '%s=%s ' "$id" "${want[$id]}"; done)" >&3
+  echo "# 50 writes in ${writes}s; converged $(secs_since "$t1")s after the last: $(for id in $(printf '%s\n' "${!want[@]}" | sort); do printf '%s=%s ' "$id" "${want[$id]}"; done)" >&3
   [ "$(inv web-a)" = "$keep_a" ] || fail "web-a (not edited) was restarted"
   [ "$(inv bitcoin-core)" = "$keep_core" ] || fail "bitcoin-core (not edited) was restarted"
   echo "# reconcile runs: $(ujournal -u archy-reconcile.service -o cat --since=@${t0%.*} | grep -c '^reconciled in'), passes: $(ujournal -u archy-reconcile.service -o cat --since=@${t0%.*} | sed -n 's/^reconciled in \([0-9]*\) pass.*/\1/p' | tr '\n' ' ')" >&3
@@ -197,7 +195,7 @@ moved() { [ ! -e "$NODE_QUADLET/archy-bitcoin-ui.container" ] && [ -e "$NODE_QUA
   [ "$(inv web-a)" = "$inv0" ] || fail "web-a was restarted"
   [ "$(cid web-a)" = "$cid0" ] || fail "web-a's container changed"
   [ "$(greeting web-a)" = "$g0" ] || fail "web-a's environment changed: $(greeting web-a)"
-  is_state archy-web-a.service active || fail "$(why web-a)"
+  is_state archy-web-a.service active || fail "$(why_reconcile web-a)"
   [ "$(prop archy-web-a.service SourcePath)" = "$GEN/archy-quadlet/archy-web-a.container" ] ||
     fail "web-a's unit is not its last good definition: $(prop archy-web-a.service SourcePath)"
   grep -q 'GREETING=changed' "$GEN/archy-quadlet/archy-web-a.container" || fail "the generated unit is not the last good one"
@@ -210,8 +208,8 @@ moved() { [ ! -e "$NODE_QUADLET/archy-bitcoin-ui.container" ] && [ -e "$NODE_QUA
   # fixing the file applies the fix
   t0=$(now)
   drop web-a fixed
-  wait_for 60 running web-a fixed || fail "the fix was not applied: GREETING=$(greeting web-a) $(why web-a)"
-  echo "# fixed -> running with GREETING=fixed after $(secs "$t0")s" >&3
+  wait_for 60 running web-a fixed || fail "the fix was not applied: GREETING=$(greeting web-a) $(why_reconcile web-a)"
+  echo "# fixed -> running with GREETING=fixed after $(secs_since "$t0")s" >&3
   as_node "$HOOK" status | grep -E '^web-a ' | grep -vq 'colour' || fail "status still shows the error"
 }
 
@@ -224,7 +222,7 @@ moved() { [ ! -e "$NODE_QUADLET/archy-bitcoin-ui.container" ] && [ -e "$NODE_QUA
   t0=$(now)
   web web-b "$(greeting web-b)" >"$ADMIN/.web-b.toml.new" && mv "$ADMIN/.web-b.toml.new" "$ADMIN/web-b.toml"
   wait_for 30 moved || fail "not moved: $(ls -la "$NODE_QUADLET")"
-  echo "# moved aside after $(secs "$t0")s: $(ls "$NODE_QUADLET" | tr '\n' ' ')" >&3
+  echo "# moved aside after $(secs_since "$t0")s: $(ls "$NODE_QUADLET" | tr '\n' ' ')" >&3
   wait_for 30 is_state archy-reconcile.service inactive || fail "reconcile still running"
   ujournal -o cat ARCHY_HOOK=reconcile | grep -q "moved the old orchestrator's $NODE_QUADLET/archy-bitcoin-ui.container aside" ||
     fail "not reported: $(ujournal -o cat ARCHY_HOOK=reconcile | tail -n 5)"
@@ -234,7 +232,7 @@ moved() { [ ! -e "$NODE_QUADLET/archy-bitcoin-ui.container" ] && [ -e "$NODE_QUA
     fail "SourcePath: $(prop archy-bitcoin-ui.service SourcePath)"
   [ "$(prop archy-bitcoin-ui.service FragmentPath)" = "$GEN/archy-bitcoin-ui.service" ] ||
     fail "FragmentPath: $(prop archy-bitcoin-ui.service FragmentPath)"
-  is_state archy-bitcoin-ui.service active || fail "$(why bitcoin-ui)"
+  is_state archy-bitcoin-ui.service active || fail "$(why_reconcile bitcoin-ui)"
   want=$(sed -n 's/^Label="archy.digest=\(.*\)"$/\1/p' "$GEN/archy-quadlet/archy-bitcoin-ui.container")
   [ -n "$want" ] && [ "$(upodman inspect -f '{{index .Config.Labels "archy.digest"}}' archy-bitcoin-ui)" = "$want" ] ||
     fail "the container does not run archy's definition"
@@ -251,16 +249,16 @@ moved() { [ ! -e "$NODE_QUADLET/archy-bitcoin-ui.container" ] && [ -e "$NODE_QUA
   user_manager_up || fail "the user manager did not come up"
   # both generators ran with the file there: podman's made a unit of the same name from it
   wait_for 30 moved || fail "not moved: $(ls -la "$NODE_QUADLET")"
-  echo "# manager started -> legacy file moved aside: $(secs "$t0")s" >&3
-  wait_for "$START_WAIT" is_state archy-bitcoin-ui.service active || fail "$(why bitcoin-ui)"
+  echo "# manager started -> legacy file moved aside: $(secs_since "$t0")s" >&3
+  wait_for "$START_WAIT" is_state archy-bitcoin-ui.service active || fail "$(why_reconcile bitcoin-ui)"
   wait_for 30 is_state archy-reconcile.service inactive || fail "reconcile still running"
   [ "$(prop archy-bitcoin-ui.service SourcePath)" = "$GEN/archy-quadlet/archy-bitcoin-ui.container" ] ||
     fail "SourcePath: $(prop archy-bitcoin-ui.service SourcePath)"
   want=$(sed -n 's/^Label="archy.digest=\(.*\)"$/\1/p' "$GEN/archy-quadlet/archy-bitcoin-ui.container")
   runs_archys() { [ "$(upodman inspect -f '{{index .Config.Labels "archy.digest"}}' archy-bitcoin-ui)" = "$want" ] &&
     is_state archy-bitcoin-ui.service active; }
-  wait_for "$START_WAIT" runs_archys || fail "the container does not run archy's definition: $(why bitcoin-ui)"
+  wait_for "$START_WAIT" runs_archys || fail "the container does not run archy's definition: $(why_reconcile bitcoin-ui)"
   code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -d '{"method":"uptime"}' http://127.0.0.1:8081/rpc)
   [ "$code" = 200 ] || fail "the UI answers $code"
-  echo "# after boot: $(ujournal -o cat ARCHY_HOOK=reconcile | grep '^reconciled in' | tail -n 1); UI 200 after $(secs "$t0")s" >&3
+  echo "# after boot: $(ujournal -o cat ARCHY_HOOK=reconcile | grep '^reconciled in' | tail -n 1); UI 200 after $(secs_since "$t0")s" >&3
 }

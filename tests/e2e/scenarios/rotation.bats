@@ -22,11 +22,6 @@ W=${BATS_FILE_TMPDIR:-/root}/rotation
 
 setup_file() { mkdir -p -m 700 "$W"; }
 
-why() {  # what systemd and podman say about an app, for a failure message
-  uctl status --no-pager -n 15 "archy-$1.service" 2>&1 | head -40
-  upodman ps -a --filter "name=archy-$1" --format '{{.Names}} {{.Status}}'
-}
-
 # ui_code: the HTTP status of an RPC through the UI (the UI adds the credentials)
 ui_code() {
   curl -s -o "$W/body" -w '%{http_code}' --max-time 5 -H 'Content-Type: application/json' \
@@ -53,7 +48,6 @@ secret_diag() {
   journalctl --no-pager -o short-precise --since=-90s | grep -E 'archy-hook\[|(Starting|Started|Stopped) archy-(bitcoin|lnd|secret)' | cut -c1-180
 }
 
-lnd_active() { upodman exec archy-lnd lncli state 2>/dev/null | grep SERVER_ACTIVE; }
 
 @test "the three apps run, healthy" {
   for id in "${APPS[@]}"; do

@@ -17,7 +17,6 @@ W=${BATS_FILE_TMPDIR:-/root}/syncing
 
 setup_file() { mkdir -p -m 700 "$W"; }
 
-row() { as_node "$HOOK" status | grep "^$1 " | tr -s ' '; }
 
 @test "bitcoind starts syncing: its dependents wait instead of failing" {
   wait_for "$WAIT" ready bitcoin-core || fail "$(why bitcoin-core)"

@@ -21,7 +21,6 @@ NET=mainnet   # the bed's node.toml names no network
 setup_file() { mkdir -p -m 700 "$W"; }
 
 # in_ctr ID CMD...: a command in the app's container
-in_ctr() { local id=$1; shift; upodman exec -i "archy-$id" "$@"; }
 # uid_in ID: the uid the app's main process (PID 1 in its container) runs as, in the container
 uid_in() { in_ctr "$1" sh -c 'sed -n "s/^Uid:[[:space:]]*\([0-9]*\).*/\1/p" /proc/1/status'; }
 # host_uid ID: the same process's uid on the host
