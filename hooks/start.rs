@@ -175,13 +175,7 @@ pub(crate) fn present_image(
         }
         Action::Pull { tls_verify } => {
             log.notice(&format!("pulling {reference}"));
-            let out = podman::pull(reference, tls_verify).context("running podman pull")?;
-            if !out.status.success() {
-                bail!(
-                    "pulling {reference} failed: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-            }
+            podman::pull(reference, tls_verify).with_context(|| format!("pulling {reference}"))?;
             Ok(())
         }
     }

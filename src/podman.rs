@@ -15,6 +15,30 @@ fn run(mut cmd: Command) -> std::io::Result<Output> {
     cmd.output()
 }
 
+/// The command as a person would type it, for messages.
+fn shown(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs `cmd`; a failure is an error naming the command, with what it said on stderr.
+fn checked(cmd: Command) -> std::io::Result<Output> {
+    let command = shown(&cmd);
+    let out = run(cmd).map_err(|e| std::io::Error::other(format!("running `{command}`: {e}")))?;
+    if out.status.success() {
+        return Ok(out);
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    Err(std::io::Error::other(format!(
+        "`{command}` failed ({}): {}",
+        out.status,
+        crate::text::one_line(stderr.trim())
+    )))
+}
+
 /// Whether the image is in local storage.
 pub fn image_exists(reference: &str) -> std::io::Result<bool> {
     let mut c = podman();
@@ -53,15 +77,16 @@ pub fn build(reference: &str, context: &Path) -> std::io::Result<bool> {
     Ok(c.status()?.success())
 }
 
-/// `podman pull`; `tls_verify` false only for registries node.toml lists as insecure.
-pub fn pull(reference: &str, tls_verify: bool) -> std::io::Result<Output> {
+/// `podman pull`; `tls_verify` false only for registries node.toml lists as insecure. A failure
+/// names the command and says podman's message.
+pub fn pull(reference: &str, tls_verify: bool) -> std::io::Result<()> {
     let mut c = podman();
     c.args(["pull", "--quiet"]);
     if !tls_verify {
         c.arg("--tls-verify=false");
     }
     c.args(["--", reference]);
-    run(c)
+    checked(c).map(drop)
 }
 
 /// A label of a container (`podman inspect`); None when there is no such container.
@@ -111,15 +136,7 @@ pub fn container_state(container: &str) -> Option<String> {
 pub fn remove_container_checked(id: &str) -> std::io::Result<()> {
     let mut c = podman();
     c.args(["rm", "--force", "--volumes", "--", id]);
-    let out = run(c)?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(std::io::Error::other(format!(
-            "podman rm --force {id}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+    checked(c).map(drop)
 }
 
 /// Whether a container of that name exists (running or not).
@@ -136,14 +153,7 @@ pub fn container_exists(name: &str) -> bool {
 pub fn unshare_remove(path: &str) -> std::io::Result<()> {
     let mut c = podman();
     c.args(["unshare", "rm", "-rf", "--one-file-system", "--", path]);
-    let out = c.output()?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(std::io::Error::other(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ))
-    }
+    checked(c).map(drop)
 }
 
 /// `podman ARGS...` for an init step: its standard error goes to the caller's (the unit's
@@ -225,6 +235,18 @@ mod tests {
     #[test]
     fn podman_runs_from_the_root_dir_whatever_the_callers_is() {
         assert_eq!(podman().get_current_dir(), Some(Path::new("/")));
+    }
+
+    #[test]
+    fn a_failure_names_the_command_and_says_its_stderr() {
+        let mut c = Command::new("sh");
+        c.args(["-c", "echo 'Error: no such image' >&2; exit 125"]);
+        let e = checked(c).unwrap_err().to_string();
+        assert!(e.starts_with("`sh -c echo"), "{e}");
+        assert!(
+            e.ends_with("exit status: 125): Error: no such image"),
+            "{e}"
+        );
     }
 
     #[test]
