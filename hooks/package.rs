@@ -25,9 +25,10 @@ pub(crate) fn post_install() -> anyhow::Result<()> {
     // reload: without one, this start would fail or run the old definition
     run_as(&user, &["daemon-reload"])
         .with_context(|| format!("reloading {}'s manager", user.name))?;
-    let reached = run_as(&user, &["start", "archy-reconcile.service"]).with_context(|| {
+    let reconcile = archy::names::RECONCILE_SERVICE;
+    let reached = run_as(&user, &["start", reconcile]).with_context(|| {
         format!(
-            "archy-reconcile.service failed in {}'s manager (see journalctl --user -u archy-reconcile)",
+            "{reconcile} failed in {}'s manager (see journalctl --user -u {reconcile})",
             user.name
         )
     })?;

@@ -35,7 +35,7 @@ impl HookLog {
         if self.to_journal {
             let mut fields = vec![
                 ("ARCHY_HOOK", self.hook.to_string()),
-                ("SYSLOG_IDENTIFIER", "archy-hook".to_string()),
+                ("SYSLOG_IDENTIFIER", crate::names::HOOK.to_string()),
             ];
             if let Some(app) = &self.app {
                 fields.push(("ARCHY_APP", app.clone()));
@@ -52,8 +52,8 @@ impl HookLog {
         }
         if self.to_stderr {
             match &self.app {
-                Some(app) => eprintln!("archy-hook {} {app}: {msg}", self.hook),
-                None => eprintln!("archy-hook {}: {msg}", self.hook),
+                Some(app) => eprintln!("{} {} {app}: {msg}", crate::names::HOOK, self.hook),
+                None => eprintln!("{} {}: {msg}", crate::names::HOOK, self.hook),
             }
         }
     }

@@ -195,8 +195,11 @@ pub fn secret_dir(state: &Path, name: &str) -> PathBuf {
     secrets_dir(state).join(name)
 }
 
-/// The name archy's hook binary is known by, in messages.
+/// The name archy's hook binary is known by, in messages and as the journal's identifier.
 pub const HOOK: &str = "archy-hook";
+/// archy's own units that apply changed manifests (units/).
+pub const RECONCILE_SERVICE: &str = "archy-reconcile.service";
+pub const RECONCILE_PATH: &str = "archy-reconcile.path";
 
 #[cfg(test)]
 mod tests {

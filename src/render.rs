@@ -102,7 +102,7 @@ pub fn render_all(node: &NodeSettings, catalog: &Catalog, ctx: &Context) -> Rend
         }
     }
     // manifest changes are applied while the apps run (units/archy-reconcile.path)
-    wants.push("archy-reconcile.path".to_string());
+    wants.push(names::RECONCILE_PATH.to_string());
     out.units.push((TARGET.to_string(), target_file(&wants)));
     // file names and parser messages (an unknown key is quoted as written) may hold line breaks
     for p in &mut out.problems {
