@@ -196,8 +196,14 @@ pub(crate) fn secret_changed(name: &str) -> anyhow::Result<()> {
         let secret = secret.expect("an applied value exists");
         let (paths, node, _, users) = secret_users(name)?;
         for app in users.iter().filter(|a| !a.manifest.config.is_empty()) {
-            archy::config::render(&paths, &state, &app.manifest, &node)
-                .with_context(|| format!("re-rendering {}", app.manifest.id()))?;
+            archy::config::render_app(
+                &paths,
+                &state,
+                &app.manifest,
+                &node,
+                app.rolled_back.as_ref(),
+            )
+            .with_context(|| format!("re-rendering {}", app.manifest.id()))?;
         }
         let units: Vec<String> = users
             .iter()
@@ -248,12 +254,19 @@ pub(crate) fn status(json: bool) -> anyhow::Result<()> {
         let (manifest, error) = archy::status::manifest_state(
             catalog.invalid.get(*id),
             valid.and_then(|a| a.stale.as_ref()),
+            valid
+                .and_then(|a| a.rolled_back.as_ref())
+                .map(|r| &r.failed),
         );
         let error = match manifest {
             ManifestState::Ok => archy::systemctl::last_error(unit),
             _ => error,
         };
         let mut row = archy::status::row(id, &u, &health, &deps, manifest, error);
+        if let Some(app) = valid {
+            row.version = app.manifest.image.reference.to_string();
+            row.previous = previous_version(app);
+        }
         if asks_network(&u) {
             row.network =
                 podman::label(&names.container(), archy::render::NETWORK_LABEL).unwrap_or_default();
@@ -271,4 +284,24 @@ pub(crate) fn status(json: bool) -> anyhow::Result<()> {
         print!("{}", archy::status::table(network, &rows));
     }
     Ok(())
+}
+
+/// The image of the app's definition before its last update: the pending update's, the one a
+/// rollback returned from, or the kept previous manifest's.
+fn previous_version(app: &ValidApp) -> String {
+    let Some(state) = state_dir() else {
+        return String::new();
+    };
+    let records = archy::update::Records::of(&state, app.manifest.id());
+    if let Some(p) = records.pending() {
+        return p.from;
+    }
+    if let Some(r) = &app.rolled_back {
+        return r.failed.to.clone();
+    }
+    std::fs::read_to_string(records.previous_manifest())
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .and_then(|t| t.get("image")?.get("ref")?.as_str().map(str::to_string))
+        .unwrap_or_default()
 }

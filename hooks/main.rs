@@ -91,6 +91,12 @@ enum Cmd {
     /// restart exactly the changed ones; repeat until nothing changed meanwhile. Run by
     /// archy-reconcile.service.
     Reconcile,
+    /// Check an app's update (run by its transient archy-update@<id>.<n> timer): keep it once it
+    /// has been healthy for its grace period, roll it back when it is not healthy by its deadline.
+    UpdateCheck { id: String },
+    /// Return an app to its previous definition (before its last update), and do not try the
+    /// current one again until its manifest or a template changes.
+    Rollback { id: String },
     /// For package managers (as root): have the node user's manager apply the manifests now.
     /// Does nothing harmful when that manager is not running: it applies them at its next start.
     PostInstall,
@@ -128,6 +134,8 @@ fn main() -> ExitCode {
         Cmd::SecretChanged { name } => ("secret-changed", String::new(), secret_changed(&name)),
         Cmd::Status { json } => ("status", String::new(), status(json)),
         Cmd::Reconcile => ("reconcile", String::new(), reconcile()),
+        Cmd::UpdateCheck { id } => ("update-check", id.clone(), update_check(&id)),
+        Cmd::Rollback { id } => ("rollback", id.clone(), rollback(&id)),
         Cmd::PostInstall => ("post-install", String::new(), post_install()),
         Cmd::PreRemove { id } => ("pre-remove", id.clone(), pre_remove(&id)),
     };

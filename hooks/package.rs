@@ -1,5 +1,6 @@
-//! The hooks that apply changed manifests: `reconcile` (archy-reconcile.service), and the
-//! package managers' `post-install` and `pre-remove` (as root, in the service user's name).
+//! The hooks that apply changed manifests: `reconcile` (archy-reconcile.service), an update's
+//! `update-check` and `rollback`, and the package managers' `post-install` and `pre-remove` (as
+//! root, in the service user's name).
 use super::*;
 pub(crate) fn reconcile() -> anyhow::Result<()> {
     let log = HookLog::new("reconcile", None);
@@ -58,4 +59,18 @@ pub(crate) fn pre_remove(id: &str) -> anyhow::Result<()> {
         Reached::Ran => log.info(&format!("stopped {unit}; its data is kept")),
     }
     Ok(())
+}
+
+pub(crate) fn update_check(id: &str) -> anyhow::Result<()> {
+    let (paths, node, app) = valid_app(id)?;
+    let state = state()?;
+    let log = HookLog::new("update-check", Some(id));
+    archy::update::apply::check_now(&paths, &node, &state, &app, &log)
+}
+
+pub(crate) fn rollback(id: &str) -> anyhow::Result<()> {
+    let (paths, node, app) = valid_app(id)?;
+    let state = state()?;
+    let log = HookLog::new("rollback", Some(id));
+    archy::update::apply::roll_back(&paths, &node, &state, &app, "rolled back by hand", &log)
 }

@@ -118,7 +118,13 @@ pub(crate) fn render(id: &str) -> anyhow::Result<()> {
     let (paths, node, app) = valid_app(id)?;
     let state = state()?;
     let log = HookLog::new("render", Some(id));
-    let outcomes = archy::config::render(&paths, &state, &app.manifest, &node)?;
+    let outcomes = archy::config::render_app(
+        &paths,
+        &state,
+        &app.manifest,
+        &node,
+        app.rolled_back.as_ref(),
+    )?;
     for o in outcomes.iter().filter(|o| o.changed) {
         log.info(&format!("rendered {}", o.target.display()));
     }

@@ -58,6 +58,8 @@ pub struct ValidApp {
     pub in_target: bool,
     /// Set when this is the last-known-good definition, kept because the manifest is invalid now.
     pub stale: Option<InputError>,
+    /// Set when this is the previous definition, because the current one failed as an update.
+    pub rolled_back: Option<crate::update::RolledBack>,
 }
 
 #[derive(Debug, Clone)]
@@ -120,6 +122,7 @@ pub fn resolve(
         manifests,
         sources,
         mut stale,
+        mut rolled_back,
         mut errors,
     } = check_each(node, paths, policy, loaded);
     let all_ids: BTreeSet<String> = sources.keys().cloned().collect();
@@ -178,6 +181,7 @@ pub fn resolve(
         }
         let links = edges.remove(&id).unwrap_or_default();
         let stale = stale.remove(&id);
+        let rolled_back = rolled_back.remove(&id);
         catalog.valid.insert(
             id,
             ValidApp {
@@ -186,6 +190,7 @@ pub fn resolve(
                 links,
                 in_target: false,
                 stale,
+                rolled_back,
             },
         );
     }
@@ -204,6 +209,8 @@ struct Parsed {
     sources: BTreeMap<String, PathBuf>,
     /// Apps running their last good definition: why the current one is not used.
     stale: BTreeMap<String, InputError>,
+    /// Apps running their previous definition after a failed update.
+    rolled_back: BTreeMap<String, crate::update::RolledBack>,
     errors: Errors,
 }
 
@@ -212,6 +219,7 @@ fn check_each(node: &NodeSettings, paths: &Paths, policy: &Policy, loaded: Vec<L
         manifests: BTreeMap::new(),
         sources: BTreeMap::new(),
         stale: BTreeMap::new(),
+        rolled_back: BTreeMap::new(),
         errors: BTreeMap::new(),
     };
     for l in loaded {
@@ -219,9 +227,13 @@ fn check_each(node: &NodeSettings, paths: &Paths, policy: &Policy, loaded: Vec<L
         if let Some(e) = l.stale {
             parsed.stale.insert(l.stem.clone(), e);
         }
+        let templates = l.rolled_back.as_ref().map(|r| r.templates.clone());
+        if let Some(r) = l.rolled_back {
+            parsed.rolled_back.insert(l.stem.clone(), r);
+        }
         match l.manifest {
             Ok(m) => {
-                let mut own = check_one(&m, &l.path, paths);
+                let mut own = check_one(&m, &l.path, paths, templates.as_deref());
                 let grant = policy.grants.of(m.id());
                 for miss in crate::grants::missing(&m, node, grant) {
                     own.push(crate::grants::missing_error(
@@ -609,7 +621,13 @@ fn kind_error(owner: &str, kind: SecretKind) -> String {
 }
 
 /// Checks that need only the one manifest, beyond what its types enforce.
-fn check_one(m: &Manifest, path: &std::path::Path, paths: &Paths) -> Vec<InputError> {
+/// `templates`: where a rolled-back app's previous templates are (else the installed ones).
+fn check_one(
+    m: &Manifest,
+    path: &std::path::Path,
+    paths: &Paths,
+    template_dir: Option<&std::path::Path>,
+) -> Vec<InputError> {
     let mut errs = Vec::new();
     let mut err = |key: &str, msg: String| errs.push(InputError::at_key(path, key, msg));
     let id = m.id();
@@ -820,13 +838,37 @@ fn check_one(m: &Manifest, path: &std::path::Path, paths: &Paths) -> Vec<InputEr
                 format!("`{}` is listed twice", f.template),
             );
         }
-        let t = paths.template(id, f.template.as_str());
+        let t = match template_dir {
+            Some(dir) => dir.join(f.template.as_str()),
+            None => paths.template(id, f.template.as_str()),
+        };
         if !t.is_file() {
             err(
                 "[[config]] template",
                 format!("`{}` not found at {}", f.template, t.display()),
             );
         }
+    }
+    if !m.update.reversible && m.update.snapshot.is_empty() {
+        err(
+            "[update] snapshot",
+            "`reversible = false` needs what to copy before an update: list the paths below \
+             the app's data dir (its database, not chain data)"
+                .to_string(),
+        );
+    }
+    if m.update.reversible && !m.update.snapshot.is_empty() {
+        err(
+            "[update] snapshot",
+            "only an app with `reversible = false` is snapshotted: set it, or drop the list"
+                .to_string(),
+        );
+    }
+    if !m.update.snapshot.is_empty() && !crate::init::has_data(m) {
+        err(
+            "[update] snapshot",
+            "the app mounts no data volume of its own to snapshot".to_string(),
+        );
     }
     errs
 }

@@ -121,6 +121,18 @@ pub fn render(
     manifest: &Manifest,
     node: &NodeSettings,
 ) -> Result<Vec<Outcome>, RenderError> {
+    render_app(paths, state, manifest, node, None)
+}
+
+/// `render`, for an app that may run its previous definition after a failed update: its
+/// templates are then the previous ones.
+pub fn render_app(
+    paths: &Paths,
+    state: &Path,
+    manifest: &Manifest,
+    node: &NodeSettings,
+    rolled_back: Option<&crate::update::RolledBack>,
+) -> Result<Vec<Outcome>, RenderError> {
     let mut loaded = BTreeMap::new();
     for name in manifest.secrets.keys() {
         let s = secrets::read(state, name.as_str())
@@ -135,7 +147,8 @@ pub fn render(
     // render everything first: a later template's error must not leave earlier files updated
     let mut texts = Vec::new();
     for f in &manifest.config {
-        let file = paths.template(manifest.id(), f.template.as_str());
+        let file =
+            crate::update::template_file(paths, manifest.id(), rolled_back, f.template.as_str());
         let source = crate::load::read_text(&file).map_err(|e| RenderError::Template {
             file: file.clone(),
             line: None,

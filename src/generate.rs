@@ -32,7 +32,8 @@ pub fn load_catalog(paths: &Paths) -> (Result<NodeSettings, InputError>, Catalog
     let node = load::read_node(paths);
     // with a broken node.toml every app is held back anyway
     let network = node.as_ref().map(|n| n.network).unwrap_or_default();
-    let loaded = load::load_all(paths, network);
+    let mut loaded = load::load_all(paths, network);
+    crate::update::apply_rollbacks(paths, network, &mut loaded);
     if loaded.len() > MAX_APPS {
         // a bound on what one reload may cost, whatever shape the manifests have
         let e = InputError::new(

@@ -39,6 +39,7 @@ pub mod status;
 pub mod systemctl;
 pub mod text;
 pub mod unit;
+pub mod update;
 pub mod volumes;
 
 /// Where the hook binary is installed; units run it as `ExecStartPre=`/`ExecStart=`.

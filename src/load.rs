@@ -26,6 +26,8 @@ pub struct Loaded {
     /// Set when `manifest` is the last-known-good copy because the file itself is invalid now:
     /// the reason it is.
     pub stale: Option<InputError>,
+    /// Set when `manifest` is the previous definition because the current one failed as an update.
+    pub rolled_back: Option<crate::update::RolledBack>,
 }
 
 /// The files that make up the node's app set: admin files override vendor files of the same name,
@@ -77,6 +79,7 @@ pub fn load_all(paths: &Paths, network: BitcoinNetwork) -> Vec<Loaded> {
         manifest: read_manifest(path, stem, network),
         path: path.clone(),
         stale: None,
+        rolled_back: None,
     };
     crate::parallel::map(&found, load)
 }

@@ -40,6 +40,46 @@ pub struct Manifest {
     /// in any string, see `crate::networks`). Empty: any network.
     #[serde(default)]
     pub networks: BTreeMap<crate::node::BitcoinNetwork, BTreeMap<NetworkKey, NetworkValue>>,
+    /// How a new version of the app is tried, and rolled back when it does not turn healthy.
+    #[serde(default)]
+    pub update: Update,
+}
+
+/// `[update]`: a changed definition of a running app is kept only once it has been healthy for
+/// `grace`; one that is not healthy within `deadline` is replaced by the previous definition.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Update {
+    /// How long a new version may take to turn healthy. Default: `[service] start_timeout` (at
+    /// least the health check's start period); `infinity`: never rolled back on its own.
+    #[serde(default)]
+    pub deadline: Option<Timeout>,
+    /// How long a new version must stay healthy before the previous one (and its image) is let go.
+    #[serde(default = "default_update_grace")]
+    pub grace: Duration,
+    /// Whether the app's data still works with the previous version after the new one ran (no
+    /// schema migration). `false` needs `snapshot`.
+    #[serde(default = "default_true")]
+    pub reversible: bool,
+    /// With `reversible = false`: what below the app's data dir is copied before the new
+    /// version's first start, and put back on a rollback.
+    #[serde(default)]
+    pub snapshot: Vec<SubPath>,
+}
+
+impl Default for Update {
+    fn default() -> Self {
+        Self {
+            deadline: None,
+            grace: default_update_grace(),
+            reversible: true,
+            snapshot: Vec::new(),
+        }
+    }
+}
+
+fn default_update_grace() -> Duration {
+    Duration::from_secs(60)
 }
 
 /// A file below the app's data dir (lnd's `channel.backup`) that a path unit watches: each new
@@ -486,6 +526,9 @@ fn default_restart_delay() -> Duration {
 }
 fn default_restart_max_delay() -> Duration {
     Duration::from_secs(300)
+}
+fn default_true() -> bool {
+    true
 }
 fn default_start_timeout() -> Timeout {
     Timeout::finite(Duration::from_secs(300))

@@ -107,6 +107,33 @@ impl<'a> AppNames<'a> {
         self.state_dir(state).join(STATE_VOLUME)
     }
 
+    /// `<state>/<id>/update`: the previous definition and the records of an update.
+    pub fn update_dir(&self, state: &Path) -> PathBuf {
+        self.state_dir(state).join("update")
+    }
+
+    /// `<data_dir>/<id>.snapshot`: the data copied before an update that may not be reversible,
+    /// beside the app's data dir (same filesystem, out of its containers' reach; ids hold no `.`).
+    pub fn snapshot_dir(&self, node: &NodeSettings) -> PathBuf {
+        Path::new(node.data_dir.as_str()).join(format!("{}.snapshot", self.id))
+    }
+
+    /// `archy-update@<id>.<n>`: a transient check of the app's update, armed at `n` (unix
+    /// seconds); ids hold neither `@` nor `.`, so no app's checks match another's pattern.
+    pub fn update_check(&self, n: u64) -> String {
+        format!("{PREFIX}update@{}.{n}", self.id)
+    }
+
+    /// The pattern of every armed update check's timer of the app.
+    pub fn update_checks(&self) -> String {
+        format!("{PREFIX}update@{}.*.timer", self.id)
+    }
+
+    /// `<last-good>/<id>.templates`: the config templates of the last good definition.
+    pub fn last_good_templates(&self, dir: &Path) -> PathBuf {
+        dir.join(format!("{}.templates", self.id))
+    }
+
     /// `<data_dir>/<id>`: the app's data.
     pub fn data_dir(&self, node: &NodeSettings) -> PathBuf {
         Path::new(node.data_dir.as_str()).join(self.id)

@@ -15,6 +15,8 @@ pub struct Paths {
     root: Option<PathBuf>,
     /// Where last-known-good manifests are kept (not below the root: it is the user's state).
     last_good: Option<PathBuf>,
+    /// The user's state dir, where updates keep previous definitions.
+    state: Option<PathBuf>,
 }
 
 impl Paths {
@@ -22,6 +24,7 @@ impl Paths {
         Self {
             root: root.filter(|r| !r.as_os_str().is_empty()),
             last_good: None,
+            state: None,
         }
     }
 
@@ -31,14 +34,25 @@ impl Paths {
         self
     }
 
+    /// Uses the update records below `dir` (the resolved state dir).
+    pub fn with_state(mut self, dir: Option<PathBuf>) -> Self {
+        self.state = dir;
+        self
+    }
+
+    pub fn state(&self) -> Option<&Path> {
+        self.state.as_deref()
+    }
+
     pub fn last_good(&self) -> Option<&Path> {
         self.last_good.as_deref()
     }
 
-    /// Honours `$ARCHY_ROOT`.
     /// Honours `$ARCHY_ROOT`, and uses the user's last-known-good manifests.
     pub fn from_env() -> Self {
-        Self::new(std::env::var_os("ARCHY_ROOT").map(PathBuf::from)).with_last_good(last_good_dir())
+        Self::new(std::env::var_os("ARCHY_ROOT").map(PathBuf::from))
+            .with_last_good(last_good_dir())
+            .with_state(state_dir())
     }
 
     pub fn root(&self) -> Option<&Path> {

@@ -156,6 +156,21 @@ pub fn unshare_remove(path: &str) -> std::io::Result<()> {
     checked(c).map(drop)
 }
 
+/// `podman unshare ARGS...`: a command in podman's user namespace, where the service user owns
+/// every file its apps' containers wrote; fails naming the command with its stderr.
+pub fn unshare(args: &[&str]) -> std::io::Result<Output> {
+    let mut c = podman();
+    c.arg("unshare").args(args);
+    checked(c)
+}
+
+/// `podman image rm REFERENCE`: fails (naming podman's reason) while a container uses it.
+pub fn remove_image(reference: &str) -> std::io::Result<()> {
+    let mut c = podman();
+    c.args(["image", "rm", "--", reference]);
+    checked(c).map(drop)
+}
+
 /// `podman ARGS...` for an init step: its standard error goes to the caller's (the unit's
 /// journal); its standard output too, unless `keep` (then it is returned, never logged).
 pub fn run_step(args: &[String], keep: bool) -> std::io::Result<Output> {

@@ -184,7 +184,7 @@ pub fn reconcile(paths: &Paths, log: &HookLog) -> anyhow::Result<Summary> {
         }
         let before = fingerprint(paths);
         summary.migrated.extend(migrate_legacy(log));
-        let (_, catalog) = generate::load_catalog(paths);
+        let (node, catalog) = generate::load_catalog(paths);
         let ids: BTreeSet<&str> = catalog.ids();
 
         // stop removed apps while their units still carry podman's cleanup
@@ -207,6 +207,7 @@ pub fn reconcile(paths: &Paths, log: &HookLog) -> anyhow::Result<Summary> {
                 crate::podman::remove_container(&app.container());
                 if let Some(d) = &last_good {
                     forget_last_good(&app.last_good(d), log);
+                    let _ = fs::remove_dir_all(app.last_good_templates(d));
                 }
                 summary.stopped.insert(u.id.clone());
             }
@@ -248,18 +249,39 @@ pub fn reconcile(paths: &Paths, log: &HookLog) -> anyhow::Result<Summary> {
         }
 
         let mut changed = Vec::new();
+        let mut snapshot_first = Vec::new();
+        let mut refused = false;
         for (id, app) in &catalog.valid {
             let Some(want) = generated_digest(&generator_dir, id) else {
                 continue;
             };
             if let Some(have) = settled_digest(id) {
                 if have != want {
-                    changed.push(names::app(id).service());
+                    use crate::update::apply::Start;
+                    match stage_update(paths, node.as_ref().ok(), app, &want, log) {
+                        Start::Restart => changed.push(names::app(id).service()),
+                        Start::SnapshotFirst => snapshot_first.push(app),
+                        Start::Refused(why) => {
+                            log.error(&format!("app `{id}`: update refused: {why}"));
+                            refused = true;
+                            continue;
+                        }
+                    }
                     summary.restarted.insert(id.clone());
                 }
             }
-            if let (Some(dir), None) = (&last_good, &app.stale) {
+            if let (Some(dir), None, None) = (&last_good, &app.stale, &app.rolled_back) {
                 record_last_good(&names::app(id).last_good(dir), &app.source, log);
+                record_last_good_templates(paths, dir, app, log);
+            }
+        }
+        if refused {
+            // the generator renders the running definition again for a refused update
+            systemctl::daemon_reload()?;
+        }
+        if let Ok(node) = &node {
+            for app in snapshot_first {
+                snapshot_then_start(paths, node, app, log);
             }
         }
         if !changed.is_empty() {
@@ -308,6 +330,91 @@ fn record_last_good(file: &Path, source: &Path, log: &HookLog) {
         });
     if let Err(e) = kept {
         log.warning(&format!("keeping the last good manifest: {e:#}"));
+    }
+}
+
+/// Stages the update of a running app (see `crate::update`); without node settings or a state
+/// dir it is restarted as it always was.
+fn stage_update(
+    paths: &Paths,
+    node: Option<&crate::node::NodeSettings>,
+    app: &crate::catalog::ValidApp,
+    digest: &str,
+    log: &HookLog,
+) -> crate::update::apply::Start {
+    use crate::update::apply::{stage, Start};
+    let (Some(node), Some(state), Some(last_good)) = (node, paths.state(), paths.last_good())
+    else {
+        return Start::Restart;
+    };
+    stage(paths, node, state, last_good, app, digest, log).unwrap_or_else(|e| {
+        log.error(&format!(
+            "app `{}`: recording its update: {e:#}; restarting it without a way back",
+            app.manifest.id()
+        ));
+        Start::Restart
+    })
+}
+
+/// An update whose app's data may not survive a downgrade: stop it, copy the data, start it.
+fn snapshot_then_start(
+    paths: &Paths,
+    node: &crate::node::NodeSettings,
+    app: &crate::catalog::ValidApp,
+    log: &HookLog,
+) {
+    let service = names::app(app.manifest.id()).service();
+    let snapshot = systemctl::run("stop", std::slice::from_ref(&service))
+        .and_then(|()| crate::update::apply::take_snapshot(node, &app.manifest));
+    match snapshot {
+        Ok(()) => {
+            log.notice(&format!(
+                "took the data snapshot of app `{}` before its update",
+                app.manifest.id()
+            ));
+            if let Err(e) = systemctl::run_no_block("start", &[service]) {
+                log.warning(&format!("starting {}: {e:#}", app.manifest.id()));
+            }
+        }
+        Err(e) => {
+            let why = format!("the data snapshot failed: {e:#}");
+            if let Some(state) = paths.state() {
+                if let Err(e) = crate::update::apply::roll_back(paths, node, state, app, &why, log)
+                {
+                    log.error(&format!("{why}; and rolling back failed: {e:#}"));
+                }
+            }
+        }
+    }
+}
+
+/// Keeps the config templates of a valid app's definition beside its last good manifest: an
+/// update replaces them, and a rollback needs the previous ones.
+fn record_last_good_templates(
+    paths: &Paths,
+    dir: &Path,
+    app: &crate::catalog::ValidApp,
+    log: &HookLog,
+) {
+    let id = app.manifest.id();
+    let to = names::app(id).last_good_templates(dir);
+    let kept = (|| -> std::io::Result<()> {
+        if app.manifest.config.is_empty() {
+            return match fs::remove_dir_all(&to) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            };
+        }
+        crate::secrets::create_private_dir(&to)?;
+        for f in &app.manifest.config {
+            let name = f.template.as_str();
+            let text = fs::read(paths.template(id, name))?;
+            atomic::write_if_changed(&to.join(name), &text, 0o600)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = kept {
+        log.warning(&format!("keeping app `{id}`'s last good templates: {e}"));
     }
 }
 

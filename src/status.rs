@@ -35,6 +35,9 @@ pub enum ManifestState {
     /// Valid, but its `[networks]` does not list the node's network: it is not started.
     #[serde(rename = "off-network")]
     OffNetwork,
+    /// Its current definition failed as an update: it runs the previous one.
+    #[serde(rename = "rolled-back")]
+    RolledBack,
 }
 
 impl ManifestState {
@@ -44,6 +47,7 @@ impl ManifestState {
             ManifestState::Stale => "stale",
             ManifestState::Invalid => "invalid",
             ManifestState::OffNetwork => "off-network",
+            ManifestState::RolledBack => "rolled-back",
         }
     }
 }
@@ -62,6 +66,10 @@ pub struct Row {
     /// The bitcoin network the app's container runs on (its `archy.network` label); empty when
     /// no container runs.
     pub network: String,
+    /// The image of the definition it runs.
+    pub version: String,
+    /// The image of the definition before its last update, if archy keeps one.
+    pub previous: String,
 }
 
 /// Longest detail shown: a check's output is the app's text, not ours.
@@ -101,6 +109,8 @@ pub fn row(
         detail: crate::text::one_line(&truncate(&detail, DETAIL_MAX)),
         error: error.unwrap_or_default(),
         network: String::new(),
+        version: String::new(),
+        previous: String::new(),
     }
 }
 
@@ -211,7 +221,17 @@ pub fn asks_network(unit: &UnitFacts) -> bool {
 pub fn manifest_state(
     invalid: Option<&crate::catalog::InvalidApp>,
     stale: Option<&crate::error::InputError>,
+    rolled_back: Option<&crate::update::Failed>,
 ) -> (ManifestState, Option<String>) {
+    if let (None, None, Some(f)) = (invalid, stale, rolled_back) {
+        return (
+            ManifestState::RolledBack,
+            Some(format!(
+                "rolled back from {} to {}: {}",
+                f.to, f.from, f.reason
+            )),
+        );
+    }
     match (invalid, stale) {
         (Some(bad), _) => {
             let state = if bad.errors.iter().any(crate::networks::is_unsupported) {
@@ -239,11 +259,18 @@ pub fn last_line(output: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// An image reference's tag (`v0.19.1-beta` of `docker.io/lightninglabs/lnd:v0.19.1-beta`), for
+/// the table; the JSON has the whole reference.
+fn tag(reference: &str) -> &str {
+    let name = reference.rsplit('/').next().unwrap_or(reference);
+    name.rsplit_once(':').map_or(name, |(_, t)| t)
+}
+
 /// The table `archy-hook status` prints, under the node's network.
 pub fn table(network: &str, rows: &[Row]) -> String {
     let mut out = format!(
-        "node network: {network}\n{:<18} {:<22} {:<10} {:<8} {:<9} {:<9} {:<30} DETAIL / LAST ERROR\n",
-        "APP", "STATE", "HEALTH", "RESTARTS", "MANIFEST", "NETWORK", "SINCE"
+        "node network: {network}\n{:<18} {:<22} {:<10} {:<8} {:<11} {:<14} {:<14} {:<9} {:<30} DETAIL / LAST ERROR\n",
+        "APP", "STATE", "HEALTH", "RESTARTS", "MANIFEST", "VERSION", "PREVIOUS", "NETWORK", "SINCE"
     );
     for r in rows {
         let note = match (r.detail.is_empty(), r.error.is_empty()) {
@@ -252,12 +279,14 @@ pub fn table(network: &str, rows: &[Row]) -> String {
             (true, _) => r.error.clone(),
         };
         out.push_str(&format!(
-            "{:<18} {:<22} {:<10} {:<8} {:<9} {:<9} {:<30} {}\n",
+            "{:<18} {:<22} {:<10} {:<8} {:<11} {:<14} {:<14} {:<9} {:<30} {}\n",
             r.app,
             r.state,
             r.health,
             r.restarts.map(|n| n.to_string()).unwrap_or_default(),
             r.manifest.as_str(),
+            tag(&r.version),
+            tag(&r.previous),
             r.network,
             r.since,
             note
@@ -346,7 +375,7 @@ mod tests {
             errors: vec![e, InputError::at_key(path, "[app] name", "second")],
         };
         let invalid = bad(InputError::at_key(path, "[image] ref", "not a reference"));
-        let (state, error) = manifest_state(Some(&invalid), None);
+        let (state, error) = manifest_state(Some(&invalid), None, None);
         assert_eq!(state, ManifestState::Invalid);
         assert!(error.unwrap().contains("not a reference"));
         let off = bad(InputError::at_key(
@@ -355,21 +384,39 @@ mod tests {
             "signet only",
         ));
         assert_eq!(
-            manifest_state(Some(&off), None).0,
+            manifest_state(Some(&off), None, None).0,
             ManifestState::OffNetwork
         );
         // invalid wins over a last good copy
         let stale = InputError::at_key(path, "[app] id", "broken now");
         assert_eq!(
-            manifest_state(Some(&invalid), Some(&stale)).0,
+            manifest_state(Some(&invalid), Some(&stale), None).0,
             ManifestState::Invalid
         );
-        let (state, error) = manifest_state(None, Some(&stale));
+        let (state, error) = manifest_state(None, Some(&stale), None);
         assert_eq!(state, ManifestState::Stale);
         assert!(error
             .unwrap()
             .ends_with("(running its last good definition)"));
-        assert_eq!(manifest_state(None, None), (ManifestState::Ok, None));
+        assert_eq!(manifest_state(None, None, None), (ManifestState::Ok, None));
+        let failed = crate::update::Failed {
+            version: "v".into(),
+            from: "web:1".into(),
+            to: "web:2".into(),
+            reason: "not healthy within 60s".into(),
+            at: 0,
+        };
+        let (state, error) = manifest_state(None, None, Some(&failed));
+        assert_eq!(state, ManifestState::RolledBack);
+        assert_eq!(
+            error.as_deref(),
+            Some("rolled back from web:2 to web:1: not healthy within 60s")
+        );
+        // an invalid manifest says so first
+        assert_eq!(
+            manifest_state(Some(&invalid), None, Some(&failed)).0,
+            ManifestState::Invalid
+        );
     }
 
     fn unit(active: &str, sub: &str) -> UnitFacts {
@@ -536,8 +583,11 @@ mod tests {
             detail: "waiting".into(),
             error: "boom".into(),
             network: "signet".into(),
+            version: "localhost/web:2".into(),
+            previous: "registry.local:5000/web:1".into(),
         };
         let t = table("signet", &[r]);
+        assert!(t.contains(" 2              1              signet "), "{t}");
         assert_eq!(t.lines().next(), Some("node network: signet"), "{t}");
         let line = t.lines().nth(2).unwrap();
         assert!(line.ends_with("waiting; last error: boom"), "{t}");

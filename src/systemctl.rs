@@ -68,6 +68,20 @@ pub fn show(units: &[String], props: &[&str]) -> anyhow::Result<Vec<BTreeMap<Str
     Ok(parse_show(&output(c)?))
 }
 
+/// Properties of one unit, timestamps as `@<unix seconds>`.
+pub fn show_unix(unit: &str, props: &[&str]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut c = systemctl();
+    c.arg("show")
+        .arg("--timestamp=unix")
+        .arg(format!("--property={}", props.join(",")))
+        .arg("--")
+        .arg(unit);
+    Ok(parse_show(&output(c)?)
+        .into_iter()
+        .next()
+        .unwrap_or_default())
+}
+
 /// `show`'s output: blocks of `KEY=value` lines, one block per unit.
 fn parse_show(text: &str) -> Vec<BTreeMap<String, String>> {
     text.split("\n\n")
@@ -149,6 +163,27 @@ pub fn jobs() -> anyhow::Result<BTreeMap<String, (String, String)>> {
     let mut c = systemctl();
     c.args(["list-jobs", "--plain", "--no-legend"]);
     Ok(parse_jobs(&output(c)?))
+}
+
+/// Runs `command` once, `secs` from now, as the transient unit `unit` (a timer and its service,
+/// `systemd-run --user --on-active`): a one-off check, not a poll.
+pub fn run_later(unit: &str, secs: u64, command: &[String]) -> anyhow::Result<()> {
+    let mut c = Command::new("systemd-run");
+    c.arg("--user")
+        .arg("--no-ask-password")
+        .arg("--quiet")
+        .arg("--collect")
+        .arg(format!("--unit={unit}"))
+        .arg(format!("--on-active={}", secs.max(1)))
+        .arg("--timer-property=AccuracySec=1s")
+        .stdin(Stdio::null());
+    for k in ["ARCHY_ROOT", "ARCHY_PODMAN"] {
+        if let Some(v) = std::env::var_os(k) {
+            c.arg(format!("--setenv={k}={}", v.to_string_lossy()));
+        }
+    }
+    c.arg("--").args(command);
+    output(c).map(drop)
 }
 
 /// Whether `run_as` reached the user's manager.
