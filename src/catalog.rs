@@ -60,6 +60,9 @@ pub struct ValidApp {
     pub stale: Option<InputError>,
     /// Set when this is the previous definition, because the current one failed as an update.
     pub rolled_back: Option<crate::update::RolledBack>,
+    /// A hash of its config templates' contents (`generate::load_catalog` fills it in): part of
+    /// its definition, so a changed template restarts the app like a changed manifest.
+    pub templates: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -191,6 +194,7 @@ pub fn resolve(
                 in_target: false,
                 stale,
                 rolled_back,
+                templates: None,
             },
         );
     }

@@ -75,7 +75,27 @@ pub fn load_catalog(paths: &Paths) -> (Result<NodeSettings, InputError>, Catalog
             c
         }
     };
+    let mut catalog = catalog;
+    for app in catalog.valid.values_mut() {
+        app.templates = templates_hash(paths, app);
+    }
     (node, catalog)
+}
+
+/// The hash of a valid app's config templates (the previous definition's for a rolled-back app);
+/// None without templates, or when one cannot be read (its render hook then says why).
+fn templates_hash(paths: &Paths, app: &catalog::ValidApp) -> Option<String> {
+    if app.manifest.config.is_empty() {
+        return None;
+    }
+    let mut templates = Vec::new();
+    for f in &app.manifest.config {
+        let name = f.template.as_str();
+        let file =
+            crate::update::template_file(paths, app.manifest.id(), app.rolled_back.as_ref(), name);
+        templates.push((name.to_string(), fs::read(file).ok()?));
+    }
+    Some(crate::update::version_of(b"", &templates))
 }
 
 /// Resolves the app set; an app that comes out invalid but has a last-known-good manifest (see

@@ -11,6 +11,8 @@ use std::path::Path;
 
 pub const TARGET: &str = "archy.target";
 pub const NETWORK_FILE: &str = "archy.network";
+/// The container label holding a hash of the app's config templates.
+pub const TEMPLATES_LABEL: &str = "archy.templates";
 /// The container label that names the node's bitcoin network the app runs on.
 pub const NETWORK_LABEL: &str = "archy.network";
 
@@ -175,6 +177,11 @@ fn container_unit(node: &NodeSettings, app: &ValidApp, ctx: &Context) -> UnitFil
     let mut u = UnitFile::new();
     unit_section(u.section("Unit"), app);
     container_section(u.section("Container"), node, &app.manifest);
+    if let Some(t) = &app.templates {
+        // the templates are part of the definition: a changed one restarts the app
+        u.section("Container")
+            .set("Label", escape::assignment(TEMPLATES_LABEL, t));
+    }
     service_section(u.section("Service"), &app.manifest, ctx);
     u
 }

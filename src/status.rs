@@ -224,13 +224,15 @@ pub fn manifest_state(
     rolled_back: Option<&crate::update::Failed>,
 ) -> (ManifestState, Option<String>) {
     if let (None, None, Some(f)) = (invalid, stale, rolled_back) {
-        return (
-            ManifestState::RolledBack,
-            Some(format!(
-                "rolled back from {} to {}: {}",
+        let error = if f.refused {
+            format!(
+                "update to {} refused, running {}: {}",
                 f.to, f.from, f.reason
-            )),
-        );
+            )
+        } else {
+            format!("rolled back from {} to {}: {}", f.to, f.from, f.reason)
+        };
+        return (ManifestState::RolledBack, Some(error));
     }
     match (invalid, stale) {
         (Some(bad), _) => {
@@ -405,12 +407,22 @@ mod tests {
             to: "web:2".into(),
             reason: "not healthy within 60s".into(),
             at: 0,
+            refused: false,
         };
         let (state, error) = manifest_state(None, None, Some(&failed));
         assert_eq!(state, ManifestState::RolledBack);
         assert_eq!(
             error.as_deref(),
             Some("rolled back from web:2 to web:1: not healthy within 60s")
+        );
+        let refused = crate::update::Failed {
+            refused: true,
+            reason: "not enough disk".into(),
+            ..failed.clone()
+        };
+        assert_eq!(
+            manifest_state(None, None, Some(&refused)).1.as_deref(),
+            Some("update to web:2 refused, running web:1: not enough disk")
         );
         // an invalid manifest says so first
         assert_eq!(

@@ -78,8 +78,9 @@ pub fn stage(
                 version,
                 from,
                 to,
-                reason: format!("update refused: {why}"),
+                reason: why.clone(),
                 at: now(),
+                refused: true,
             })?;
             records.clear_pending()?;
             return Ok(Start::Refused(why));
@@ -337,6 +338,7 @@ pub fn roll_back(
         to: m.image.reference.to_string(),
         reason: reason.to_string(),
         at: now(),
+        refused: false,
     })?;
     crate::systemctl::run("stop", &[names.service()])?;
     if pending.as_ref().is_some_and(|p| p.snapshot) {

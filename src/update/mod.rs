@@ -42,6 +42,9 @@ pub struct Failed {
     pub reason: String,
     /// Unix seconds of the rollback.
     pub at: u64,
+    /// The update was refused before it started (nothing was rolled back).
+    #[serde(default)]
+    pub refused: bool,
 }
 
 /// An app running its previous definition because its current one failed as an update.

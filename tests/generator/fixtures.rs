@@ -412,6 +412,25 @@ fn the_digest_follows_the_definition_not_where_the_manifest_lives() {
 }
 
 #[test]
+fn a_changed_template_is_a_changed_definition() {
+    let t = Tree::new();
+    t.vendor(
+        "web",
+        "[app]\nid = \"web\"\n[image]\nref = \"docker.io/library/nginx:1\"\n\
+         [[config]]\ntemplate = \"web.conf\"\ntarget = \"/etc/web.conf\"\n",
+    );
+    t.template("web", "web.conf", "listen 80;\n");
+    let before = digest(&t.render(), "web");
+    assert_eq!(digest(&t.render(), "web"), before);
+    t.template("web", "web.conf", "listen 81;\n");
+    assert_ne!(
+        digest(&t.render(), "web"),
+        before,
+        "a template edit left the digest as it was"
+    );
+}
+
+#[test]
 fn a_non_root_user_gets_the_service_user_mapped_to_it() {
     let t = Tree::new();
     let app = |id: &str, extra: &str| {
