@@ -15,6 +15,11 @@ pub struct HookLog {
 }
 
 impl HookLog {
+    /// The same hook's log, about one app (its lines carry ARCHY_APP=).
+    pub fn for_app(&self, app: &str) -> Self {
+        Self::new(self.hook, Some(app))
+    }
+
     pub fn new(hook: &'static str, app: Option<&str>) -> Self {
         let to_journal = Path::new("/run/systemd/journal/socket").exists()
             && std::env::var("ARCHY_LOG").as_deref() != Ok("stderr");

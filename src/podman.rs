@@ -164,6 +164,14 @@ pub fn unshare(args: &[&str]) -> std::io::Result<Output> {
     checked(c)
 }
 
+/// `podman stop --time SECS NAME`: SIGTERM to the container's process, SIGKILL after `secs`;
+/// fails naming podman's reason (no such container, say).
+pub fn stop(name: &str, secs: u64) -> std::io::Result<()> {
+    let mut c = podman();
+    c.args(["stop", "--time", &secs.to_string(), "--", name]);
+    checked(c).map(drop)
+}
+
 /// `podman image rm REFERENCE`: fails (naming podman's reason) while a container uses it.
 pub fn remove_image(reference: &str) -> std::io::Result<()> {
     let mut c = podman();

@@ -262,7 +262,8 @@ pub fn reconcile(paths: &Paths, log: &HookLog) -> anyhow::Result<Summary> {
                         Start::Restart => changed.push(names::app(id).service()),
                         Start::SnapshotFirst => snapshot_first.push(app),
                         Start::Refused(why) => {
-                            log.error(&format!("app `{id}`: update refused: {why}"));
+                            log.for_app(id)
+                                .error(&format!("app `{id}`: update refused: {why}"));
                             refused = true;
                             continue;
                         }
@@ -363,6 +364,7 @@ fn snapshot_then_start(
     app: &crate::catalog::ValidApp,
     log: &HookLog,
 ) {
+    let log = &log.for_app(app.manifest.id());
     let service = names::app(app.manifest.id()).service();
     let snapshot = systemctl::run("stop", std::slice::from_ref(&service))
         .and_then(|()| crate::update::apply::take_snapshot(node, &app.manifest));

@@ -41,6 +41,7 @@ pub fn stage(
 ) -> anyhow::Result<Start> {
     let m = &app.manifest;
     let id = m.id();
+    let log = &log.for_app(id);
     let names = names::app(id);
     let records = Records::of(state, id);
     let Some(version) = super::current_version(paths, &app.source, m) else {
@@ -340,7 +341,7 @@ pub fn roll_back(
         at: now(),
         refused: false,
     })?;
-    crate::systemctl::run("stop", &[names.service()])?;
+    stop_app(id, m.service.stop_timeout.whole_secs())?;
     if pending.as_ref().is_some_and(|p| p.snapshot) {
         restore_snapshot(node, m).context("putting the data snapshot back")?;
         let snap = names.snapshot_dir(node).to_string_lossy().into_owned();
@@ -364,6 +365,18 @@ pub fn roll_back(
         m.image.reference
     ));
     Ok(())
+}
+
+/// Stops the app's unit, also while it is still starting: systemd runs no `ExecStop=` (podman's
+/// stop) for a unit that never turned active, and would wait out its stop timeout on conmon. The
+/// stop job goes first, so that the unit's `Restart=` does not start it again once podman has
+/// stopped the container (SIGTERM, SIGKILL after the app's stop timeout).
+fn stop_app(id: &str, stop_timeout: u64) -> anyhow::Result<()> {
+    let names = names::app(id);
+    crate::systemctl::run_no_block("stop", &[names.service()])?;
+    // no container (it was between starts): the stop job has nothing to wait for
+    let _ = crate::podman::stop(&names.container(), stop_timeout);
+    crate::systemctl::run("stop", &[names.service()])
 }
 
 /// Copies the regular files of `from` (none if it is missing) into `to`, replacing what `to` had.
