@@ -4,7 +4,8 @@
 # Issue 14: app updates that roll themselves back. One small app (`web`: the nginx stand-in,
 # serving on 127.0.0.1:8110, with a data dir) is updated by writing its manifest, as a package
 # manager does; archy-reconcile.path applies each write and nothing here runs a command between
-# a write and the check of its effect, but for the rollback by hand (must-show 5).
+# a write and the check of its effect, but for the rollback by hand (must-show 5). A second app,
+# `dep`, requires web: a rollback of web must leave it running.
 # The new versions are image tags built here from the stand-in, offline:
 #   web:1, web:2, web:6   serve (web:2 and web:6 are other images than web:1, built FROM nginx)
 #   web:3-bad             never serves: its health check never passes
@@ -60,6 +61,27 @@ $2
 EOF
 }
 drop() { manifest "$@" | install_file "$ADMIN/web.toml"; }
+# dep: an app that requires web (Wants= and After=), to show a rollback leaves it running
+dep() {
+  install_file "$ADMIN/dep.toml" <<EOF
+[app]
+id = "dep"
+
+[image]
+ref = "$NGINX"
+
+[container]
+tmpfs = ["/tmp", "/var/cache/nginx"]
+read_only = true
+
+[dependencies]
+requires = ["web"]
+
+[health]
+cmd = "wget -q -O /dev/null http://127.0.0.1:8080/"
+interval = "2s"
+EOF
+}
 
 running_tag() { upodman inspect -f '{{.ImageName}}' archy-web 2>/dev/null | sed 's/.*://'; }
 serving() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://127.0.0.1:8110/)" = 200 ]; }
@@ -88,6 +110,8 @@ build() {
   build 4-migrate '["/bin/sh", "-c", "echo migrated >/data/db/state; echo migrated >/data/db/new; exec sleep 3600"]'
   drop 1
   wait_for 120 runs 1 || fail "web:1 does not run: $(why web)"
+  dep
+  wait_for 60 is_state archy-dep.service active || fail "dep does not run: $(why dep)"
   upodman exec archy-web sh -c 'mkdir -p /data/db && echo v1 >/data/db/state && seq 1 1000 >/data/db/rows'
   db_sums >"$W/before"
   [ -s "$W/before" ] || fail "no data written"
@@ -111,6 +135,7 @@ build() {
 
 @test "must-show 2: a bad update is rolled back within its deadline, serves on its old data, and is not retried" {
   inv_before=$(prop archy-web.service InvocationID)
+  dep_inv=$(prop archy-dep.service InvocationID)
   t0=$(now)
   drop 3-bad
   started() { [ "$(running_tag)" = 3-bad ]; }
@@ -120,6 +145,9 @@ build() {
   note "bad update web:3-bad -> back on web:2 and serving after ${took}s (deadline ${DEADLINE}s)"
   awk -v t="$took" -v d="$DEADLINE" 'BEGIN { exit !(t <= d + 15) }' || fail "rollback took ${took}s"
   db_sums | diff - "$W/before" || fail "the data changed"
+  # its dependent was not taken down with it
+  is_state archy-dep.service active || fail "dep: $(why dep)"
+  [ "$(prop archy-dep.service InvocationID)" = "$dep_inv" ] || fail "dep restarted"
   state_json | grep -q '"manifest":"rolled-back"' || fail "status: $(state_json)"
   state_json | grep -q "rolled back from $IMG:3-bad to $IMG:2: not healthy within ${DEADLINE}s" || fail "status: $(state_json)"
   ujournal ARCHY_APP=web -p err -o cat | grep -q "rolled back app \`web\` from $IMG:3-bad to $IMG:2" ||
