@@ -54,12 +54,16 @@ pub fn plan(
     );
     add(
         crate::names::app(id).state_dir(state),
-        "its state: rendered configs, kept init outputs (for lnd, the only copy archy keeps of the wallet seed) and its state volume"
+        "its state: rendered configs, kept init outputs (for lnd, the only copy archy keeps of the wallet seed), its state volume and its previous definition"
             .into(),
     );
     add(
         crate::names::app(id).backup_dir(node),
         "its backups (for lnd, the channel.backup copies)".into(),
+    );
+    add(
+        crate::names::app(id).snapshot_dir(node),
+        "the copy of its data taken before an update that had not been kept yet".into(),
     );
     for name in declared.iter().filter(|n| !in_use.contains(*n)) {
         add(
@@ -95,6 +99,7 @@ mod tests {
                 Path::new("/var/lib/archipelago/lnd"),
                 Path::new("/s/lnd"),
                 Path::new("/var/lib/archipelago/backups/lnd"),
+                Path::new("/var/lib/archipelago/lnd.snapshot"),
                 Path::new("/s/secrets/lnd-wallet"),
             ]
         );
