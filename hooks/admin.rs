@@ -201,7 +201,7 @@ pub(crate) fn secret_changed(name: &str) -> anyhow::Result<()> {
                 &state,
                 &app.manifest,
                 &node,
-                app.rolled_back.as_ref(),
+                app.rolled_back.as_deref(),
             )
             .with_context(|| format!("re-rendering {}", app.manifest.id()))?;
         }

@@ -123,7 +123,7 @@ pub(crate) fn render(id: &str) -> anyhow::Result<()> {
         &state,
         &app.manifest,
         &node,
-        app.rolled_back.as_ref(),
+        app.rolled_back.as_deref(),
     )?;
     for o in outcomes.iter().filter(|o| o.changed) {
         log.info(&format!("rendered {}", o.target.display()));

@@ -59,7 +59,7 @@ pub struct ValidApp {
     /// Set when this is the last-known-good definition, kept because the manifest is invalid now.
     pub stale: Option<InputError>,
     /// Set when this is the previous definition, because the current one failed as an update.
-    pub rolled_back: Option<crate::update::RolledBack>,
+    pub rolled_back: Option<Box<crate::update::RolledBack>>,
     /// A hash of its config templates' contents (`generate::load_catalog` fills it in): part of
     /// its definition, so a changed template restarts the app like a changed manifest.
     pub templates: Option<String>,
@@ -214,7 +214,7 @@ struct Parsed {
     /// Apps running their last good definition: why the current one is not used.
     stale: BTreeMap<String, InputError>,
     /// Apps running their previous definition after a failed update.
-    rolled_back: BTreeMap<String, crate::update::RolledBack>,
+    rolled_back: BTreeMap<String, Box<crate::update::RolledBack>>,
     errors: Errors,
 }
 

@@ -91,8 +91,12 @@ fn templates_hash(paths: &Paths, app: &catalog::ValidApp) -> Option<String> {
     let mut templates = Vec::new();
     for f in &app.manifest.config {
         let name = f.template.as_str();
-        let file =
-            crate::update::template_file(paths, app.manifest.id(), app.rolled_back.as_ref(), name);
+        let file = crate::update::template_file(
+            paths,
+            app.manifest.id(),
+            app.rolled_back.as_deref(),
+            name,
+        );
         templates.push((name.to_string(), fs::read(file).ok()?));
     }
     Some(crate::update::version_of(b"", &templates))

@@ -27,7 +27,7 @@ pub struct Loaded {
     /// the reason it is.
     pub stale: Option<InputError>,
     /// Set when `manifest` is the previous definition because the current one failed as an update.
-    pub rolled_back: Option<crate::update::RolledBack>,
+    pub rolled_back: Option<Box<crate::update::RolledBack>>,
 }
 
 /// The files that make up the node's app set: admin files override vendor files of the same name,

@@ -105,10 +105,10 @@ pub fn apply_rollbacks(
             continue;
         }
         l.manifest = crate::load::read_manifest(&previous, &l.stem, network);
-        l.rolled_back = Some(RolledBack {
+        l.rolled_back = Some(Box::new(RolledBack {
             failed,
             templates: records.previous_templates(),
-        });
+        }));
     }
 }
 
