@@ -164,11 +164,16 @@ pub fn unshare(args: &[&str]) -> std::io::Result<Output> {
     checked(c)
 }
 
-/// `podman stop --time SECS NAME`: SIGTERM to the container's process, SIGKILL after `secs`;
-/// fails naming podman's reason (no such container, say).
-pub fn stop(name: &str, secs: u64) -> std::io::Result<()> {
+/// `podman stop [--time SECS] NAME`: SIGTERM to the container's process, SIGKILL after `secs`
+/// (default: the container's own stop timeout, which quadlet set from the manifest); fails
+/// naming podman's reason (no such container, say).
+pub fn stop(name: &str, secs: Option<u64>) -> std::io::Result<()> {
     let mut c = podman();
-    c.args(["stop", "--time", &secs.to_string(), "--", name]);
+    c.arg("stop");
+    if let Some(s) = secs {
+        c.args(["--time", &s.to_string()]);
+    }
+    c.args(["--", name]);
     checked(c).map(drop)
 }
 

@@ -198,7 +198,11 @@ pub fn reconcile(paths: &Paths, log: &HookLog) -> anyhow::Result<Summary> {
             // daemon-reload has already dropped that link
             let watchers = gone.iter().map(|u| names::app(&u.id).backup_watchers());
             let all: Vec<String> = units.iter().cloned().chain(watchers).collect();
-            if let Err(e) = systemctl::run("stop", &all) {
+            if let Err(e) = systemctl::run("stop", &all[units.len()..]) {
+                log.warning(&format!("stopping removed apps' backup watchers: {e:#}"));
+            }
+            let ids: Vec<String> = gone.iter().map(|u| u.id.clone()).collect();
+            if let Err(e) = stop_apps(&ids, None) {
                 log.warning(&format!("stopping removed apps: {e:#}"));
             }
             for u in &gone {
@@ -232,7 +236,7 @@ pub fn reconcile(paths: &Paths, log: &HookLog) -> anyhow::Result<Summary> {
                 .iter()
                 .map(|id| names::app(id).service())
                 .collect();
-            if let Err(e) = systemctl::run("stop", &units) {
+            if let Err(e) = stop_apps(&off_network, None) {
                 log.warning(&format!("stopping apps off the network: {e:#}"));
             }
             log.notice(&format!(
@@ -332,6 +336,21 @@ fn record_last_good(file: &Path, source: &Path, log: &HookLog) {
     if let Err(e) = kept {
         log.warning(&format!("keeping the last good manifest: {e:#}"));
     }
+}
+
+/// Stops the apps' units, also those still starting: systemd runs no `ExecStop=` (podman's stop)
+/// for a unit that never turned active, and would wait out its whole stop timeout on conmon
+/// (60 s seen, with a health-gated start). The stop jobs go first, so that `Restart=` does not
+/// start them again once podman has stopped their containers (SIGTERM, then SIGKILL after
+/// `stop_timeout`, default each container's own).
+pub fn stop_apps(ids: &[String], stop_timeout: Option<u64>) -> anyhow::Result<()> {
+    let units: Vec<String> = ids.iter().map(|id| names::app(id).service()).collect();
+    systemctl::run_no_block("stop", &units)?;
+    for id in ids {
+        // no container (between starts, or already gone): its stop job waits for nothing
+        let _ = crate::podman::stop(&names::app(id).container(), stop_timeout);
+    }
+    systemctl::run("stop", &units)
 }
 
 /// Stages the update of a running app (see `crate::update`); without node settings or a state

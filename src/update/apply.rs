@@ -367,16 +367,8 @@ pub fn roll_back(
     Ok(())
 }
 
-/// Stops the app's unit, also while it is still starting: systemd runs no `ExecStop=` (podman's
-/// stop) for a unit that never turned active, and would wait out its stop timeout on conmon. The
-/// stop job goes first, so that the unit's `Restart=` does not start it again once podman has
-/// stopped the container (SIGTERM, SIGKILL after the app's stop timeout).
 fn stop_app(id: &str, stop_timeout: u64) -> anyhow::Result<()> {
-    let names = names::app(id);
-    crate::systemctl::run_no_block("stop", &[names.service()])?;
-    // no container (it was between starts): the stop job has nothing to wait for
-    let _ = crate::podman::stop(&names.container(), stop_timeout);
-    crate::systemctl::run("stop", &[names.service()])
+    crate::reconcile::stop_apps(&[id.to_string()], Some(stop_timeout))
 }
 
 /// Copies the regular files of `from` (none if it is missing) into `to`, replacing what `to` had.
