@@ -359,12 +359,19 @@ as_node() {
   (echo $BASHPID >/sys/fs/cgroup/user.slice/user-1000.slice/session-1.scope/cgroup.procs
    cd /home/node && exec setpriv --reuid 1000 --regid 1000 --init-groups env -i $NODE_ENV "$@")
 }
-# user_manager: start node's systemd --user as user@1000.service would: in its delegated cgroup, its
-# stdout and stderr on the journal (with $JOURNAL_STREAM it logs there, natively: systemd's own
-# messages about a unit, "Scheduled restart job ...", are in `journalctl --user -u UNIT`)
+# user_manager: start node's systemd --user as PID 1 starts user@1000.service, as far as the
+# manager can tell: in its delegated cgroup, its stdout and stderr on the journal (systemd-cat
+# sets $JOURNAL_STREAM to them) and $SYSTEMD_EXEC_PID, which PID 1 sets for every process it
+# starts, equal to the manager's own pid (this subshell's: setpriv, env and systemd-cat each exec
+# the next). Only a manager that finds itself started by systemd logs to the journal natively,
+# with MESSAGE_ID and USER_UNIT, so that its own messages about a unit ("Scheduled restart job
+# ...") are in `journalctl --user -u UNIT`; otherwise it logs to the console, and those lines reach
+# the journal as plain stdout of "systemd". $JOURNAL_STREAM alone was enough for systemd 257
+# (trixie); systemd 262 (sid) trusts it only when $SYSTEMD_EXEC_PID is its own pid, that is when
+# systemd set up that stream for this very process, as PID 1 does for user@.service.
 user_manager() {
   (echo $BASHPID >/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/cgroup.procs
-   exec setpriv --reuid 1000 --regid 1000 --init-groups env -i $NODE_ENV \
+   exec setpriv --reuid 1000 --regid 1000 --init-groups env -i $NODE_ENV SYSTEMD_EXEC_PID=$BASHPID \
      systemd-cat --identifier=systemd /usr/lib/systemd/systemd --user </dev/null) &
 }
 export NODE_ENV; export -f as_node user_manager
