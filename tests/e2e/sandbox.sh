@@ -9,6 +9,7 @@
 #                                  once journald and the user manager of 'node' (uid 1000) are up;
 #                                  exits with SCRIPT's status
 #   sandbox.sh shell               an interactive shell inside (debugging)
+#   sandbox.sh versions            the root's podman, crun, netavark and systemd (after build)
 #
 # Environment:
 #   ARCHY_E2E_SUITE  the Debian suite of the root (default trixie; sid: `make e2e-next`)
@@ -247,6 +248,17 @@ run() {
   return "$rc"
 }
 
+# versions: what the root runs, as its own binaries say (run.sh prints it at the start of a run)
+versions() {
+  [ -x "$ROOT/usr/bin/podman" ] || die "no root at $ROOT: sandbox.sh build"
+  # podman and crun read /proc: a private one, in a mount namespace of its own
+  unshare -m --propagation private bash -euo pipefail -s "$ROOT" "$SUITE" <<'VERSIONS'
+mount -t proc proc "$1/proc"
+chroot "$1" sh -euc 'printf "%s: %s, %s, %s, %s\n" "$0" "$(podman --version)" "$(crun --version | head -n 1)" \
+  "$(/usr/lib/podman/netavark --version)" "$(systemctl --version | head -n 1)"' "$2"
+VERSIONS
+}
+
 # own_cgroup DIR: a new cgroup (named after DIR) below this process's own in the cgroup2 hierarchy
 own_cgroup() {
   local fs p
@@ -424,5 +436,6 @@ case ${1:-} in
   build) build ;;
   run) shift; run "$@" ;;
   shell) export ARCHY_E2E_QUIET=1; run "$HERE/lib/shell.sh" ;;
-  *) echo "usage: $0 build | run SCRIPT [ARGS] | shell" >&2; exit 2 ;;
+  versions) versions ;;
+  *) echo "usage: $0 build | run SCRIPT [ARGS] | shell | versions" >&2; exit 2 ;;
 esac
