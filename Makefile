@@ -12,7 +12,8 @@ SYSCONFDIR := /etc/archipelago
 CARGO      ?= cargo
 export ARCHY_LIBEXECDIR := $(LIBEXECDIR)
 
-.PHONY: all build test deps unit-test e2e e2e-vm e2e-smoke e2e-shell bench demo install deb clean
+.PHONY: all build test deps unit-test stage e2e e2e-next e2e-vm e2e-smoke e2e-shell bench demo install \
+  deb clean
 
 all: build
 
@@ -29,35 +30,39 @@ deps:
 unit-test:
 	$(CARGO) test --locked
 
+## archy installed into a fresh tree, as a package would put it: what the test bed copies into its
+## root before the user manager starts
+STAGE := $(CURDIR)/target/e2e-stage
+stage: build
+	rm -rf $(STAGE)
+	$(MAKE) --no-print-directory install DESTDIR=$(STAGE) PREFIX=/usr
+
 ## end-to-end scenarios in a Debian 13 root with systemd --user and rootless podman (needs root)
-e2e: build deb
-	rm -rf target/e2e-stage
-	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/target/e2e-stage PREFIX=/usr
-	ARCHY_STAGE=$(CURDIR)/target/e2e-stage tests/e2e/run.sh
+e2e: build deb stage
+	ARCHY_E2E_SUITE=trixie ARCHY_STAGE=$(STAGE) tests/e2e/run.sh
+
+## the same scenarios on the next Debian: a sid root (its own, built on first use), with newer
+## podman, crun, netavark and systemd
+e2e-next: build deb stage
+	ARCHY_E2E_SUITE=sid ARCHY_STAGE=$(STAGE) tests/e2e/run.sh
 
 ## the boot-chain scenario alone, in a booted VM, under software emulation (TCG) where KVM does
 ## not boot the kernel (make e2e skips it there): slow, a few apps, up to 2 hours
-e2e-vm: build deb
-	rm -rf target/e2e-stage
-	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/target/e2e-stage PREFIX=/usr
+e2e-vm: build deb stage
 	ARCHY_E2E_VM_TCG=1 ARCHY_E2E_TIMEOUT=$${ARCHY_E2E_TIMEOUT:-7200} \
-	  ARCHY_STAGE=$(CURDIR)/target/e2e-stage tests/e2e/run.sh boot-chain
+	  ARCHY_STAGE=$(STAGE) tests/e2e/run.sh boot-chain
 
 ## the README's demo: boots the test bed, brings up bitcoin-core, bitcoin-ui and lnd, heals a kill
-demo: build
-	rm -rf target/e2e-stage
-	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/target/e2e-stage PREFIX=/usr
-	ARCHY_STAGE=$(CURDIR)/target/e2e-stage tests/e2e/demo.sh
+demo: build stage
+	ARCHY_STAGE=$(STAGE) tests/e2e/demo.sh
 
 ## the test bed's own check, with hand-written Quadlet files (no archy): networking, health, DNS
 e2e-smoke:
 	tests/e2e/sandbox.sh run tests/e2e/smoke.sh
 
 ## an interactive shell in the test bed with archy installed (debugging)
-e2e-shell: build
-	rm -rf target/e2e-stage
-	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/target/e2e-stage PREFIX=/usr
-	ARCHY_STAGE=$(CURDIR)/target/e2e-stage tests/e2e/sandbox.sh shell
+e2e-shell: build stage
+	ARCHY_STAGE=$(STAGE) tests/e2e/sandbox.sh shell
 
 bench: build
 	$(CARGO) bench --locked --bench generator

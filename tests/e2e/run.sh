@@ -5,10 +5,12 @@
 #
 # ARCHY_STAGE: a tree made by `make install DESTDIR=DIR PREFIX=/usr` (this script builds
 # nothing). SCENARIO: names or paths of tests/e2e/scenarios/*.sh|*.bats (default: all).
-# Prints each scenario's result, wall time and reported lines ("# ..."), then "N passed, N failed,
+# Prints first the bed's suite and the versions of podman, crun, netavark and systemd in its root,
+# then each scenario's result, wall time and reported lines ("# ..."), then "N passed, N failed,
 # N skipped"; exits 1 if any failed. A scenario that exits 77 skipped itself, saying why on a line
 # "SKIP: ..." (a VM scenario where no accelerator can run it in time). A scenario with a line
 # "# archy-e2e-host: ..." runs on the host, not in a sandbox.
+#   ARCHY_E2E_SUITE    the bed's Debian suite: trixie (default) or sid (see sandbox.sh)
 #   ARCHY_E2E_TIMEOUT  seconds per scenario (default 900)
 #   ARCHY_E2E_VERBOSE  if set, stream each scenario's output instead of showing it on failure
 #   ARCHY_E2E_LOGS     where the logs go (default: a new dir under /var/tmp)
@@ -43,6 +45,9 @@ fi
 
 t0=$(now)
 "$HERE/sandbox.sh" build || { echo "run.sh: could not build the sandbox root" >&2; exit 1; }
+# what this run tests archy against: the root's (ARCHY_E2E_SUITE's) own tools
+versions=$("$HERE/sandbox.sh" versions) || { echo "run.sh: could not read the root's versions" >&2; exit 1; }
+echo "suite $versions"
 logs=${ARCHY_E2E_LOGS:-$(mktemp -d /var/tmp/archy-e2e-logs.XXXXXX)}
 mkdir -p "$logs"
 export ARCHY_E2E_JOURNAL=${ARCHY_E2E_JOURNAL:-$logs}   # a failing scenario's whole journal

@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # archy's end-to-end test bed: a real systemd *user* manager, journald, a user D-Bus and rootless
-# podman + quadlet inside a Debian 13 ("trixie") root, fresh for every run. Needs root, unshare,
-# debootstrap (installed with apt-get if missing) and a reachable Debian archive for `build`.
+# podman + quadlet inside a Debian root (13, "trixie", by default; ARCHY_E2E_SUITE=sid for the next
+# one), fresh for every run. Needs root, unshare, debootstrap (installed with apt-get if missing)
+# and a reachable Debian archive for `build`.
 #
 #   sandbox.sh build               make or update the cached root (a few minutes cold)
 #   sandbox.sh run SCRIPT [ARGS]   run SCRIPT (bash, or bats if it ends in .bats) inside, as root,
 #                                  once journald and the user manager of 'node' (uid 1000) are up;
 #                                  exits with SCRIPT's status
 #   sandbox.sh shell               an interactive shell inside (debugging)
+#   sandbox.sh versions            the root's podman, crun, netavark and systemd (after build)
 #
 # Environment:
-#   ARCHY_E2E_CACHE  cache dir (default /var/cache/archy-e2e): the root in trixie/, images in images/
+#   ARCHY_E2E_SUITE  the Debian suite of the root (default trixie; sid: `make e2e-next`)
+#   ARCHY_E2E_CACHE  cache dir (default /var/cache/archy-e2e): each suite's root in SUITE/ (trixie/,
+#                    sid/), its image archives in images/SUITE/ (they hold the root's packages)
 #   ARCHY_STAGE      a DESTDIR tree (`make install DESTDIR=... PREFIX=/usr`), copied into the root
 #                    before the user manager starts, so its generators run at startup
 #   ARCHY_E2E_MIRROR Debian mirror for debootstrap (default: debootstrap's own)
@@ -74,19 +78,45 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${ARCHY_E2E_CACHE:-/var/cache/archy-e2e}
-ROOT=$CACHE/trixie
+SUITE=${ARCHY_E2E_SUITE:-trixie}
+ROOT=$CACHE/$SUITE
+# the stand-in images are built from the root's own packages (nginx, PostgreSQL, bash, ...): their
+# archives are the suite's, kept apart so that runs on two suites do not replace each other's
+IMAGES=$CACHE/images/$SUITE
 MARKER=.archy-e2e-recipe
 
+# the suites the bed knows, and what differs between them: PostgreSQL's major version (the
+# postgres, nbxplorer and btcpayserver stand-in images copy the root's)
+case $SUITE in
+  trixie) PG=17 ;;
+  sid) PG=18 ;;
+  *) echo "[sandbox] error: ARCHY_E2E_SUITE=$SUITE: the bed knows trixie and sid" \
+       "(for another suite, add its PostgreSQL major here)" >&2
+     exit 2 ;;
+esac
 PACKAGES=(podman systemd crun dbus dbus-user-session uidmap catatonit netavark aardvark-dns passt
   busybox-static nftables util-linux procps bats nginx-light curl ca-certificates iproute2
-  postgresql-17 mariadb-server-core mariadb-client-core jq wget)
+  "postgresql-$PG" mariadb-server-core mariadb-client-core jq wget)
 
 log() { printf '[sandbox] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 
-# Everything that shapes the root, in one function: its text is part of the recipe id.
+# apt settings a suite's root needs before provision runs apt-get update; part of the recipe id.
+# sid's Release file says Valid-Until a week after its Date (trixie's, a stable release's, says
+# nothing), and a mirror that lags behind or serves a snapshot serves it past that date: apt in
+# the new root then refuses the whole archive ("Release file ... is expired"; debootstrap does not
+# check the date, so only provision's apt-get update fails). The bed installs a fixed list of
+# packages at build time; how fresh the archive is does not matter to it, so for sid alone apt is
+# told not to check that date (the Release file's signature is still checked).
+suite_apt_conf() {
+  case $SUITE in
+    sid) echo 'Acquire::Check-Valid-Until "false";' ;;
+  esac
+}
+
+# Everything else that shapes the root, in one function: its text is part of the recipe id.
 provision() {
   local r=$1
   unshare -m bash -euo pipefail -s "$r" "${PACKAGES[@]}" <<'PROVISION'
@@ -119,7 +149,17 @@ PROVISION
 }
 
 recipe_id() {
-  { echo "trixie minbase"; printf '%s\n' "${PACKAGES[@]}"; declare -f provision; } | sha256sum | cut -c1-16
+  # (trixie's is the id it had before a suite could be chosen: its suite_apt_conf is empty)
+  { echo "$SUITE minbase"; suite_apt_conf; printf '%s\n' "${PACKAGES[@]}"; declare -f provision; } |
+    sha256sum | cut -c1-16
+}
+
+# provision_root R: the suite's apt settings into R, then provision it
+provision_root() {
+  local conf; conf=$(suite_apt_conf)
+  if [ -n "$conf" ]; then printf '%s\n' "$conf" >"$1/etc/apt/apt.conf.d/99archy-e2e-suite"
+  else rm -f "$1/etc/apt/apt.conf.d/99archy-e2e-suite"; fi
+  provision "$1"
 }
 
 build() {
@@ -133,16 +173,16 @@ build() {
     # an older recipe (or the reference root): re-provision in place rather than start over
     log "re-provisioning $ROOT for recipe $want"
     rm -f "$ROOT/$MARKER"
-    provision "$ROOT" >&2
+    provision_root "$ROOT" >&2
   else
     command -v debootstrap >/dev/null || { apt-get -q update && apt-get -q -y install debootstrap; } >&2
     log "debootstrapping $ROOT (recipe $want)"
     rm -rf "$ROOT.new"
     local inc; inc=$(IFS=,; echo "${PACKAGES[*]}")
     # libpam-systemd may fail to configure here: provision's apt-get -f install repairs it
-    debootstrap --variant=minbase --include="$inc" trixie "$ROOT.new" ${ARCHY_E2E_MIRROR:-} >&2 || true
+    debootstrap --variant=minbase --include="$inc" "$SUITE" "$ROOT.new" ${ARCHY_E2E_MIRROR:-} >&2 || true
     [ -x "$ROOT.new/usr/bin/apt-get" ] || die "debootstrap failed"
-    provision "$ROOT.new" >&2
+    provision_root "$ROOT.new" >&2
     rm -rf "$ROOT"; mv "$ROOT.new" "$ROOT"
   fi
   [ -x "$ROOT/usr/bin/podman" ] && [ -x "$ROOT/usr/libexec/podman/quadlet" ] || die "building $ROOT failed"
@@ -161,8 +201,7 @@ run() {
   build
   local t0; t0=$(now)
   # the stand-in images' binary is built on the host (the root has no Rust toolchain)
-  "$HERE/images/build.sh" host >&2
-  mkdir -p "$CACHE/images"
+  "$HERE/images/build.sh" host "$IMAGES" >&2
   exec 8>"$CACHE/.lock"; flock -s 8   # a rebuild of the root waits for running sandboxes
   # every run starts from the pristine root: an overlay whose upper layer and the user's home
   # are fresh host directories, removed afterwards whatever happens
@@ -195,7 +234,7 @@ run() {
   trap "rm -rf --one-file-system '$t'; rm_cgroup '$cg'" EXIT
   (echo $BASHPID >"$cg/cgroup.procs"
    exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM="${TERM:-dumb}" T0="$t0" STAGE="${ARCHY_STAGE:-}" \
-    SRC="$REPO" IMAGES="$CACHE/images" INNER="$inner" HOSTNET="${ARCHY_E2E_HOSTNET:-}" \
+    SRC="$REPO" IMAGES="$IMAGES" INNER="$inner" HOSTNET="${ARCHY_E2E_HOSTNET:-}" \
     NOIMAGES="${ARCHY_E2E_NO_IMAGES:-}" APPS="$apps" NODE="$node" JOURNAL="${ARCHY_E2E_JOURNAL:-}" \
     unshare -C -m -u $netns -p -f --mount-proc --kill-child \
     bash "$t/boot.sh" "$ROOT" "$t" "${envs[@]}" -- "$@") <&0 &
@@ -207,6 +246,17 @@ run() {
   trap - INT TERM
   log "total $(since "$t0") (rc=$rc)"
   return "$rc"
+}
+
+# versions: what the root runs, as its own binaries say (run.sh prints it at the start of a run)
+versions() {
+  [ -x "$ROOT/usr/bin/podman" ] || die "no root at $ROOT: sandbox.sh build"
+  # podman and crun read /proc: a private one, in a mount namespace of its own
+  unshare -m --propagation private bash -euo pipefail -s "$ROOT" "$SUITE" <<'VERSIONS'
+mount -t proc proc "$1/proc"
+chroot "$1" sh -euc 'printf "%s: %s, %s, %s, %s\n" "$0" "$(podman --version)" "$(crun --version | head -n 1)" \
+  "$(/usr/lib/podman/netavark --version)" "$(systemctl --version | head -n 1)"' "$2"
+VERSIONS
 }
 
 # own_cgroup DIR: a new cgroup (named after DIR) below this process's own in the cgroup2 hierarchy
@@ -321,12 +371,19 @@ as_node() {
   (echo $BASHPID >/sys/fs/cgroup/user.slice/user-1000.slice/session-1.scope/cgroup.procs
    cd /home/node && exec setpriv --reuid 1000 --regid 1000 --init-groups env -i $NODE_ENV "$@")
 }
-# user_manager: start node's systemd --user as user@1000.service would: in its delegated cgroup, its
-# stdout and stderr on the journal (with $JOURNAL_STREAM it logs there, natively: systemd's own
-# messages about a unit, "Scheduled restart job ...", are in `journalctl --user -u UNIT`)
+# user_manager: start node's systemd --user as PID 1 starts user@1000.service, as far as the
+# manager can tell: in its delegated cgroup, its stdout and stderr on the journal (systemd-cat
+# sets $JOURNAL_STREAM to them) and $SYSTEMD_EXEC_PID, which PID 1 sets for every process it
+# starts, equal to the manager's own pid (this subshell's: setpriv, env and systemd-cat each exec
+# the next). Only a manager that finds itself started by systemd logs to the journal natively,
+# with MESSAGE_ID and USER_UNIT, so that its own messages about a unit ("Scheduled restart job
+# ...") are in `journalctl --user -u UNIT`; otherwise it logs to the console, and those lines reach
+# the journal as plain stdout of "systemd". $JOURNAL_STREAM alone was enough for systemd 257
+# (trixie); systemd 262 (sid) trusts it only when $SYSTEMD_EXEC_PID is its own pid, that is when
+# systemd set up that stream for this very process, as PID 1 does for user@.service.
 user_manager() {
   (echo $BASHPID >/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/cgroup.procs
-   exec setpriv --reuid 1000 --regid 1000 --init-groups env -i $NODE_ENV \
+   exec setpriv --reuid 1000 --regid 1000 --init-groups env -i $NODE_ENV SYSTEMD_EXEC_PID=$BASHPID \
      systemd-cat --identifier=systemd /usr/lib/systemd/systemd --user </dev/null) &
 }
 export NODE_ENV; export -f as_node user_manager
@@ -379,5 +436,6 @@ case ${1:-} in
   build) build ;;
   run) shift; run "$@" ;;
   shell) export ARCHY_E2E_QUIET=1; run "$HERE/lib/shell.sh" ;;
-  *) echo "usage: $0 build | run SCRIPT [ARGS] | shell" >&2; exit 2 ;;
+  versions) versions ;;
+  *) echo "usage: $0 build | run SCRIPT [ARGS] | shell | versions" >&2; exit 2 ;;
 esac

@@ -1,4 +1,4 @@
-//! The built generator run for real, where the Debian 13 test root exists: inside it (chroot, in
+//! The built generator run for real, where the e2e bed's test root exists: inside it (chroot, in
 //! a private mount namespace), with podman's own quadlet, then `systemd-analyze --user verify` on
 //! every unit it produced. Without the root (or without root privileges) the test says SKIPPED
 //! and why on stderr; it checks nothing then.
@@ -15,21 +15,44 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const DEFAULT_ROOT: &str = "/var/cache/archy-e2e/trixie";
+/// Where tests/e2e/sandbox.sh caches its roots (unless $ARCHY_E2E_CACHE says otherwise), one per
+/// Debian suite: trixie/ by default, sid/ with ARCHY_E2E_SUITE=sid.
+const DEFAULT_CACHE: &str = "/var/cache/archy-e2e";
+const DEFAULT_SUITE: &str = "trixie";
 const QUADLET: &str = "usr/libexec/podman/quadlet";
 
 /// Lines of `systemd-analyze verify` about our units that are known not to matter. None so far:
 /// a new line fails the test until someone decides it is harmless and says why here.
 const KNOWN_HARMLESS: &[&str] = &[];
 
-/// The test root, or why the test cannot run.
+/// The test root, or why the test cannot run: $ARCHY_E2E_ROOT, else the bed's cached root of
+/// $ARCHY_E2E_SUITE (trixie by default), as sandbox.sh builds it.
 fn e2e_root() -> Result<PathBuf, String> {
-    let root = std::env::var_os("ARCHY_E2E_ROOT")
-        .filter(|r| !r.is_empty())
-        .map_or_else(|| PathBuf::from(DEFAULT_ROOT), PathBuf::from);
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    let suite = var("ARCHY_E2E_SUITE").map_or_else(
+        || DEFAULT_SUITE.to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    );
+    let root = var("ARCHY_E2E_ROOT").map_or_else(
+        || {
+            var("ARCHY_E2E_CACHE")
+                .map_or_else(|| PathBuf::from(DEFAULT_CACHE), PathBuf::from)
+                .join(&suite)
+        },
+        PathBuf::from,
+    );
     if !root.join(QUADLET).is_file() {
+        let how = if var("ARCHY_E2E_ROOT").is_some() {
+            "ARCHY_E2E_ROOT names no test root; unset, the bed's root of ARCHY_E2E_SUITE is used"
+                .to_string()
+        } else {
+            format!(
+                "build Debian {suite}'s test root with `ARCHY_E2E_SUITE={suite} tests/e2e/sandbox.sh build`; \
+                 ARCHY_E2E_SUITE=trixie (the default) or sid selects the bed's root, ARCHY_E2E_ROOT=DIR any root"
+            )
+        };
         return Err(format!(
-            "{} not found (build the Debian 13 test root with tests/e2e/sandbox.sh build, or set ARCHY_E2E_ROOT)",
+            "{} not found ({how})",
             root.join(QUADLET).display()
         ));
     }

@@ -3,7 +3,8 @@
 # with no registry. Each mirrors what archy depends on in the real image: entrypoint, command,
 # user, volumes, stop signal, the tools a health check may call. Not mirrored: anything else.
 #
-#   build.sh host   on the host: build the stand-in binary (cargo) into $CACHE/images/bin/
+#   build.sh host DIR  on the host: build the stand-in binary (cargo) into DIR/bin/ (sandbox.sh
+#                   gives the suite's image cache, $CACHE/images/SUITE)
 #   build.sh        inside the sandbox (as root): put the images into node's podman storage,
 #                   loading the archive cached for these exact inputs or building and caching it
 #
@@ -33,16 +34,16 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 log() { printf '[images] %s\n' "$*" >&2; }
 
 host() {
-  local cache=${ARCHY_E2E_CACHE:-/var/cache/archy-e2e} cargo
+  local cache=${ARCHY_E2E_CACHE:-/var/cache/archy-e2e} dir=${1:?usage: build.sh host DIR} cargo
   cargo=$(command -v cargo || echo "${CARGO_HOME:-$HOME/.cargo}/bin/cargo")
   [ -x "$cargo" ] || { log "cargo not found: needed to build the stand-in binary"; exit 1; }
   "$cargo" build --release --locked --quiet --manifest-path "$HERE/../standin/Cargo.toml" \
     --target-dir "$cache/standin-target"
-  mkdir -p "$cache/images/bin"
-  if ! cmp -s "$cache/standin-target/release/standin" "$cache/images/bin/standin"; then
+  mkdir -p "$dir/bin"
+  if ! cmp -s "$cache/standin-target/release/standin" "$dir/bin/standin"; then
     # atomic, for concurrent runs
-    local tmp; tmp=$(mktemp "$cache/images/bin/standin.XXXXXX")
-    install -m 755 "$cache/standin-target/release/standin" "$tmp" && mv "$tmp" "$cache/images/bin/standin"
+    local tmp; tmp=$(mktemp "$dir/bin/standin.XXXXXX")
+    install -m 755 "$cache/standin-target/release/standin" "$tmp" && mv "$tmp" "$dir/bin/standin"
   fi
 }
 
@@ -241,6 +242,10 @@ EOF
   chmod -R g+w "$r/var/cache/nginx" "$r/etc/nginx"
 }
 
+# PostgreSQL's major version in this root (17 in trixie, 18 in sid): the postgres, nbxplorer and
+# btcpayserver images copy its packages (empty on the host, where no image is built)
+DEBIAN_PG=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -n 1 || true)
+
 # Further images, one directory each: images/NAME/image.sh defines NAME_rootfs, and appends NAME
 # to IMAGES with its reference in NAME_ref and its Dockerfile-like changes in NAME_changes.
 IMAGES=()
@@ -307,7 +312,7 @@ inside() {
 }
 
 case ${1:-} in
-  host) host ;;
+  host) host "${2:-}" ;;
   "") inside ;;
-  *) echo "usage: $0 [host]" >&2; exit 2 ;;
+  *) echo "usage: $0 [host DIR]" >&2; exit 2 ;;
 esac

@@ -148,8 +148,9 @@ user_manager_down() {
   wait_for 10 cg_empty "$USER_CG" && wait_for 10 cg_empty "$SESSION_CG" || { echo "processes left in the user's cgroups" >&2; return 1; }
   find /run/user/1000 -mindepth 1 -maxdepth 1 -exec rm -rf --one-file-system {} +
 }
-# user_manager_up: start the user manager as the sandbox did (its generators run: archy-generator
-# renders the units again); returns once it answers and its units are loaded
+# user_manager_up: start the user manager as the sandbox did, as PID 1 starts user@.service (see
+# user_manager in sandbox.sh: its cgroup, $JOURNAL_STREAM, $SYSTEMD_EXEC_PID); its generators run
+# (archy-generator renders the units again); returns once it answers and its units are loaded
 user_manager_up() {
   user_manager 3>&-   # the sandbox's own way (/etc/archy-e2e.env); bats' fd 3 must not stay open
   disown "$!" 2>/dev/null || true   # no "Killed" from this shell at the next power cut

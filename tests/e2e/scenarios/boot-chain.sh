@@ -15,8 +15,8 @@
 # A second reboot and a hard reset (the reset button) bring every app back with no command.
 #
 # Runs on the host (run.sh runs a scenario marked "archy-e2e-host" directly, not in a sandbox).
-# The VM: vm/build.sh's image (the bed's cached Debian 13 root with a kernel, systemd-sysv,
-# udev, networkd), booted with KVM when KVM boots it, else (ARCHY_E2E_VM_TCG=1, `make e2e-vm`)
+# The VM: vm/build.sh's image (the bed's cached root, ARCHY_E2E_SUITE's, with a kernel,
+# systemd-sysv, udev, networkd), booted with KVM when KVM boots it, else (ARCHY_E2E_VM_TCG=1, `make e2e-vm`)
 # with software emulation and fewer apps; otherwise skipped by name (exit 77), with the reason.
 #   ARCHY_E2E_VM_ACCEL  kvm or tcg: no probe
 #   ARCHY_E2E_VM_TCG    if set, fall back to TCG when KVM does not boot the kernel
@@ -28,6 +28,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../../.." && pwd)
 CACHE=${ARCHY_E2E_CACHE:-/var/cache/archy-e2e}
+IMAGES=$CACHE/images/${ARCHY_E2E_SUITE:-trixie}   # the suite's stand-in image archives (sandbox.sh)
 skip() { echo "SKIP: $*"; exit 77; }
 VM_T0=$(date +%s.%N)
 
@@ -43,7 +44,7 @@ done
 
 VM_IMAGE=$("$REPO/tests/e2e/vm/build.sh")
 # the stand-in image archives: a sandbox run builds (or finds) them for the current recipe
-if ! ls "$CACHE"/images/bitcoin-*.tar >/dev/null 2>&1; then
+if ! ls "$IMAGES"/bitcoin-*.tar >/dev/null 2>&1; then
   "$REPO/tests/e2e/sandbox.sh" run "$REPO/tests/e2e/vm/images.sh" >&2
 fi
 VM_DIR=$(mktemp -d /var/tmp/archy-vm.XXXXXX)
@@ -90,9 +91,9 @@ APPS=${ARCHY_E2E_VM_APPS:-$default_apps}
 mkdir -p "$VM_DIR/payload/images"
 cp "${debs[@]}" "$REPO/tests/e2e/vm/check.sh" "$VM_DIR/payload/"
 if [ -n "$images" ]; then
-  for i in $images; do cp "$CACHE"/images/"$i"-*.tar "$VM_DIR/payload/images/"; done
+  for i in $images; do cp "$IMAGES"/"$i"-*.tar "$VM_DIR/payload/images/"; done
 else
-  cp "$CACHE"/images/*.tar "$VM_DIR/payload/images/"
+  cp "$IMAGES"/*.tar "$VM_DIR/payload/images/"
 fi
 mkfs.ext4 -q -F -L archy-payload -d "$VM_DIR/payload" "$VM_DIR/payload.img" >/dev/null \
   "$(( $(du -sm "$VM_DIR/payload" | cut -f1) * 12 / 10 + 64 ))M"

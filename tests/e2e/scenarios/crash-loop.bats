@@ -50,7 +50,11 @@ setup_file() {
     [ "$(now_us)" -lt $((t0 + 90000000)) ] || fail "only ${p[NRestarts]} restarts in 90 s: $(why bitcoin-core)"
     sleep 0.1
   done
-  # systemd's own record in the journal: each start job, each failed attempt, each restart
+  # systemd's own record in the journal: each start job, each failed attempt, each restart. These
+  # are the manager's structured entries (MESSAGE_ID, USER_UNIT), there only if it logs to the
+  # journal natively, as one that PID 1 started does (see user_manager in sandbox.sh)
+  [ -n "$(at $STARTING)" ] ||
+    fail "no entry with MESSAGE_ID=$STARTING in $U's journal: the user manager does not log to the journal natively? its last lines: $(ujournal -t systemd -n 5 -o cat)"
   wait_for 10 eval '[ "$(at $RESTART | wc -l)" -ge $((STARTS - 1)) ]' || fail "the journal has $(at $RESTART | wc -l) restarts"
   at $STARTING | head -n "$STARTS" >"$W/starts"
   # the wait systemd put in before each restart: from the end of an attempt to the restart job

@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
-# The boot-chain scenario's machine: a bootable Debian 13 disk image made from the test bed's
-# cached root (sandbox.sh build) plus what a real node has and the bed does without: a Debian
-# kernel and initramfs, systemd as init (systemd-sysv), udev, logind, systemd-networkd with its
-# wait-online (so network-online.target is reached the way a node reaches it), an fstab. Nothing
-# of archy is in it: the scenario installs the packages as an admin would.
+# The boot-chain scenario's machine: a bootable Debian disk image made from the test bed's
+# cached root of ARCHY_E2E_SUITE (sandbox.sh build; trixie by default) plus what a real node has
+# and the bed does without: a Debian kernel and initramfs, systemd as init (systemd-sysv), udev,
+# logind, systemd-networkd with its wait-online (so network-online.target is reached the way a
+# node reaches it), an fstab. Nothing of archy is in it: the scenario installs the packages as an
+# admin would.
 #
 #   vm/build.sh    prints the directory holding disk.img (raw ext4, the root), vmlinuz, initrd.img
 #
-# Cached under $ARCHY_E2E_CACHE/vm/<key>, keyed by the bed's recipe and this file, so a run after
-# the first only makes a copy-on-write overlay of it. The bed's own pins are taken out: its
+# Cached under $ARCHY_E2E_CACHE/vm/SUITE/<key>, keyed by the bed's recipe and this file, so a run
+# after the first only makes a copy-on-write overlay of it. The bed's own pins are taken out: its
 # containers.conf (a booted host has systemd as PID 1, and podman's defaults are the production
 # ones) and the masked network-online wait (never masked here).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${ARCHY_E2E_CACHE:-/var/cache/archy-e2e}
-ROOT=$CACHE/trixie
+SUITE=${ARCHY_E2E_SUITE:-trixie}
+ROOT=$CACHE/$SUITE
+VMS=$CACHE/vm/$SUITE   # each suite's machine apart: a build for one does not remove the other's
 PACKAGES=(linux-image-amd64 systemd-sysv udev kmod initramfs-tools e2fsprogs login passwd)
 DISK_SIZE=12G
 
@@ -25,15 +28,15 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 
 "$HERE/../sandbox.sh" build
 key=$( { cat "$ROOT/.archy-e2e-recipe"; cat "${BASH_SOURCE[0]}"; } | sha256sum | cut -c1-16)
-out=$CACHE/vm/$key
+out=$VMS/$key
 if [ -s "$out/disk.img" ] && [ -s "$out/vmlinuz" ] && [ -s "$out/initrd.img" ]; then
   echo "$out"; exit 0
 fi
-mkdir -p "$CACHE/vm"
-exec 9>"$CACHE/vm/.lock"; flock -x 9
+mkdir -p "$VMS"
+exec 9>"$VMS/.lock"; flock -x 9
 if [ -s "$out/disk.img" ]; then echo "$out"; exit 0; fi
 t0=$(now)
-work=$(mktemp -d "$CACHE/vm/build.XXXXXX")
+work=$(mktemp -d "$VMS/build.XXXXXX")
 trap 'umount -R "$work/root/proc" "$work/root/dev" 2>/dev/null || true; rm -rf --one-file-system "$work"' EXIT
 log "copying the bed's root"
 cp -a --reflink=auto "$ROOT" "$work/root"
@@ -87,6 +90,6 @@ cp "$kernel" "$work/out/vmlinuz"; cp "$r/boot/initrd.img-$kver" "$work/out/initr
 log "making the disk image ($DISK_SIZE, ext4)"
 mkfs.ext4 -q -F -L archy-root -d "$r" "$work/out/disk.img" "$DISK_SIZE" >&2
 rm -rf "$out"; mv "$work/out" "$out"
-find "$CACHE/vm" -mindepth 1 -maxdepth 1 -type d ! -name "$key" ! -name 'build.*' -exec rm -rf {} +
+find "$VMS" -mindepth 1 -maxdepth 1 -type d ! -name "$key" ! -name 'build.*' -exec rm -rf {} +
 log "machine image ready in $(since "$t0")"
 echo "$out"

@@ -5,13 +5,13 @@
 #   BTCPAY_DATADIR=/datadir, VOLUME /datadir, no USER (root), no CMD, ENTRYPOINT
 #   ["/app/docker-entrypoint.sh"] (see images/btcpayserver/docker-entrypoint.sh); bash, no curl
 #   or wget. Here `dotnet` is the stand-in (see standin/src/btcpay.rs), /app/BTCPayServer.dll a
-#   placeholder, `ip` busybox's; psql (postgresql-client-17) is the stand-in's way to PostgreSQL,
+#   placeholder, `ip` busybox's; psql (the root's postgresql-client-NN) is the stand-in's way to PostgreSQL,
 #   which upstream's image does not have. Not here: ssh, ssh-keygen.
 btcpayserver_rootfs() {
   local r=$1
   base "$r"
   add_busybox "$r" "${DEBIAN_TOOLS[@]}" mktemp ip
-  copy_packages "$r" bash postgresql-client-17 libpq5
+  copy_packages "$r" bash "postgresql-client-$DEBIAN_PG" libpq5
   ln -s /usr/bin/bash "$r/bin/bash"
   ln -s /bin/busybox "$r/usr/bin/env"
   mkdir -p "$r/sbin"; ln -s /bin/busybox "$r/sbin/ip"

@@ -5,13 +5,13 @@
 #   CMD, ENTRYPOINT ["dotnet", "NBXplorer.dll"]; the base image's user app 1654 (and noble's
 #   ubuntu 1000), ASPNETCORE_HTTP_PORTS=8080. Here `dotnet` is the stand-in (see
 #   standin/src/nbxplorer.rs), /app/NBXplorer.dll a placeholder it requires in the working
-#   directory, bash and curl Debian's; psql (postgresql-client-17) is the stand-in's way to
+#   directory, bash and curl Debian's; psql (the root's postgresql-client-NN) is the stand-in's way to
 #   PostgreSQL, which upstream's image does not have.
 nbxplorer_rootfs() {
   local r=$1
   base "$r"
   add_busybox "$r" "${DEBIAN_TOOLS[@]}" mktemp
-  copy_packages "$r" bash curl postgresql-client-17 libpq5
+  copy_packages "$r" bash curl "postgresql-client-$DEBIAN_PG" libpq5
   ln -s /usr/bin/bash "$r/bin/bash"
   ln -s /bin/busybox "$r/usr/bin/env"
   add_bin "$r" "$STANDIN" /usr/local/bin/standin

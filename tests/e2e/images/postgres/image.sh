@@ -4,17 +4,18 @@
 #   /var/lib/postgresql (1777), /var/run/postgresql (3777), /docker-entrypoint-initdb.d,
 #   listen_addresses '*', STOPSIGNAL SIGINT; ENTRYPOINT btcpayserver's
 #   /scripts/migrate-docker-entrypoint.sh, which runs docker-library's docker-entrypoint.sh;
-#   both are this test bed's own, doing what upstream's do (see images/postgres/). Debian 13
-#   ships PostgreSQL 17 where upstream's tag is 18.4; the paths are upstream's.
+#   both are this test bed's own, doing what upstream's do (see images/postgres/). The root's
+#   PostgreSQL ($DEBIAN_PG): Debian 13 ships 17 where upstream's tag is 18.4, sid ships 18; the
+#   paths are upstream's.
 postgres_rootfs() {
   local r=$1
   base "$r"
   add_busybox "$r" "${DEBIAN_TOOLS[@]}" mktemp seq
-  COPY_EXCLUDE='/usr/lib/postgresql/17/lib/(bitcode|llvmjit)' \
-    copy_packages "$r" postgresql-17 postgresql-client-17 libpq5 tzdata
+  COPY_EXCLUDE="/usr/lib/postgresql/$DEBIAN_PG/lib/(bitcode|llvmjit)" \
+    copy_packages "$r" "postgresql-$DEBIAN_PG" "postgresql-client-$DEBIAN_PG" libpq5 tzdata
   mkdir -p "$r/usr/lib/locale"; cp -a /usr/lib/locale/C.utf8 "$r/usr/lib/locale/"
   sed -i "s/^#listen_addresses = 'localhost'/listen_addresses = '*'/" \
-    "$r/usr/share/postgresql/17/postgresql.conf.sample"
+    "$r/usr/share/postgresql/$DEBIAN_PG/postgresql.conf.sample"
   add_bin "$r" "$STANDIN" /usr/local/bin/standin
   ln -s /usr/local/bin/standin "$r/usr/local/bin/gosu"
   install -m 755 "$HERE/postgres/docker-entrypoint.sh" "$r/usr/local/bin/docker-entrypoint.sh"
@@ -31,5 +32,5 @@ IMAGES+=(postgres)
 postgres_ref=docker.io/btcpayserver/postgres:18.4
 postgres_changes=('ENTRYPOINT ["/scripts/migrate-docker-entrypoint.sh"]' 'CMD ["postgres"]'
   'ENV PGDATA=/var/lib/postgresql/18/docker' 'ENV LANG=C.UTF-8' 'ENV PG_MAJOR=18'
-  'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/postgresql/17/bin'
+  "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/postgresql/$DEBIAN_PG/bin"
   'VOLUME ["/var/lib/postgresql"]' 'EXPOSE 5432' 'STOPSIGNAL SIGINT' 'WORKDIR /')
