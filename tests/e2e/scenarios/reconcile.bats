@@ -169,9 +169,10 @@ moved() { [ ! -e "$NODE_QUADLET/archy-bitcoin-ui.container" ] && [ -e "$NODE_QUA
     local id
     for id in "${!want[@]}"; do running "$id" "${want[$id]}" || return 1; done
     is_state archy-reconcile.service inactive || return 1
-    # the set of app units is the set of manifests
+    # the set of app units is the set of manifests (archy's own: reconcile, network, the secrets'
+    # watchers and the updates' checks, archy-update@<id>.<n>, are not apps)
     [ "$(uctl list-units --all --plain --no-legend 'archy-*.service' | awk '$3 != "not-found" {print $1}' |
-         grep -vE '^archy-(reconcile|network|secret@)' | sort | tr '\n' ' ')" = \
+         grep -vE '^archy-(reconcile|network|secret@|update@)' | sort | tr '\n' ' ')" = \
       "$(for id in bitcoin-core bitcoin-ui web-a "${!want[@]}"; do echo "archy-$id.service"; done | sort | tr '\n' ' ')" ]
   }
   if ! wait_for 120 converged; then
