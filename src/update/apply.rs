@@ -116,9 +116,11 @@ pub fn stage(
     })
 }
 
-/// When the first check runs: at the deadline, or after the grace without one.
+/// When the first check runs: once the grace period can have passed. A version healthy by then
+/// is kept at once (its previous image goes soon after); one that is not is checked again at its
+/// deadline, so an unrelated fault at that one moment cannot undo an update that had proven itself.
 fn first_check(p: &Pending) -> u64 {
-    p.deadline.map_or(p.grace, |d| d.max(p.grace)) + 1
+    p.grace + 1
 }
 
 /// Arms a check of the app's update in `secs`, replacing any armed before.
